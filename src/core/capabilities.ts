@@ -1,0 +1,32 @@
+import type { Config } from "./config.ts";
+import type { SessionState } from "./session.ts";
+
+/** USER/PASS is accepted now: not in APOP-only mode, and not before STLS where STLS is required. */
+export function userPassAllowed(config: Config, state: SessionState): boolean {
+  return config.apop !== "only" && !tlsRequiredNow(config, state);
+}
+
+/** Credentials must wait: UCSPITLS=! and TLS is not active yet. */
+export function tlsRequiredNow(config: Config, state: SessionState): boolean {
+  return config.stls === "required" && !state.tls;
+}
+
+/** STLS is offered now: configured, and TLS not already active. */
+export function stlsOffered(config: Config, state: SessionState): boolean {
+  return config.stls !== "off" && !state.tls;
+}
+
+/**
+ * The CAPA list (RFC 2449): what is true at this moment, plus what
+ * qmail-pop3d offers after login (TOP, UIDL, PIPELINING).
+ */
+export function capabilities(config: Config, state: SessionState): string[] {
+  const list = ["TOP", "UIDL", "PIPELINING"];
+  if (userPassAllowed(config, state)) list.push("USER");
+  if (stlsOffered(config, state)) list.push("STLS");
+  return list;
+}
+
+export function capabilityReply(config: Config, state: SessionState): string {
+  return "+OK capability list follows\r\n" + capabilities(config, state).map((line) => line + "\r\n").join("") + ".\r\n";
+}

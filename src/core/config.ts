@@ -1,0 +1,66 @@
+// What the environment and the command line say, read once at start.
+
+export type ApopMode = "off" | "also" | "only";
+export type StlsMode = "off" | "offered" | "required";
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface Config {
+  readonly hostname: string;
+  /** The subprogram and its arguments. */
+  readonly subprogram: readonly string[];
+  readonly apop: ApopMode;
+  readonly stls: StlsMode;
+  /** Idle timeout for each line read and each write, in seconds. */
+  readonly timeoutSeconds: number;
+  readonly remoteIp: string;
+  readonly remoteHost: string;
+  /** Local port 995: implicit TLS (sslserver without -n). */
+  readonly implicitTls: boolean;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = 1200;
+
+/** POP3AUTH: unset → USER/PASS; `+apop…` → both; `apop…` → APOP only (any case). */
+export function apopModeOf(pop3auth: string | undefined): ApopMode {
+  const value = (pop3auth ?? "").toLowerCase();
+  if (value.startsWith("+apop")) return "also";
+  if (value.startsWith("apop")) return "only";
+  return "off";
+}
+
+/** UCSPITLS: unset or `-` → no STLS; `!` → required; anything else → offered. */
+export function stlsModeOf(ucspitls: string | undefined): StlsMode {
+  if (ucspitls === undefined || ucspitls === "-") return "off";
+  return ucspitls === "!" ? "required" : "offered";
+}
+
+export function timeoutOf(pop3timeout: string | undefined): number {
+  if (pop3timeout === undefined || !/^[0-9]+$/.test(pop3timeout)) return DEFAULT_TIMEOUT_SECONDS;
+  const seconds = Number(pop3timeout);
+  return seconds > 0 ? seconds : DEFAULT_TIMEOUT_SECONDS;
+}
+
+function firstSet(env: Environment, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+/** Returns undefined when the arguments are missing (the caller prints usage). */
+export function readConfig(args: readonly string[], env: Environment): Config | undefined {
+  const [hostname, ...subprogram] = args;
+  if (hostname === undefined || subprogram.length === 0) return undefined;
+  const remoteIp = firstSet(env, "TCP6REMOTEIP", "TCPREMOTEIP") ?? "unknown";
+  return {
+    hostname,
+    subprogram,
+    apop: apopModeOf(env.POP3AUTH),
+    stls: stlsModeOf(env.UCSPITLS),
+    timeoutSeconds: timeoutOf(env.POP3TIMEOUT),
+    remoteIp: remoteIp.startsWith("::ffff:") ? remoteIp.slice("::ffff:".length) : remoteIp,
+    remoteHost: firstSet(env, "TCP6REMOTEHOST", "TCPREMOTEHOST") ?? "unknown",
+    implicitTls: firstSet(env, "TCP6LOCALPORT", "TCPLOCALPORT") === "995",
+  };
+}

@@ -1,0 +1,45 @@
+// The platform on Deno: descriptor I/O through libc (Deno.dlopen), since
+// Deno's node:fs cannot reach a raw descriptor above 2 (fd 5, the TLS
+// pipes); the subprogram through Deno's node:child_process.
+
+import { LIBC_CANDIDATES, libcDescriptorOps, type Libc } from "./libc.ts";
+import { nodePlatform, runSubprogram } from "./node.ts";
+import type { Platform } from "./types.ts";
+
+declare const Deno: {
+  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: unknown };
+  build: { os: string };
+};
+
+const SYMBOLS = {
+  poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+};
+
+function openLibc(): Libc {
+  for (const name of LIBC_CANDIDATES[Deno.build.os] ?? []) {
+    try {
+      return Deno.dlopen(name, SYMBOLS).symbols as Libc;
+    } catch {
+      // Not this name: try the next.
+    }
+  }
+  throw new Error(`no libc found for ${Deno.build.os}`);
+}
+
+export function denoPlatform(): Platform {
+  const base = nodePlatform();
+  const io = libcDescriptorOps(openLibc(), base.nowMs);
+  return {
+    ...base,
+    readLinePart: io.readLinePart,
+    write: io.write,
+    // Deno marks its own descriptors close-on-exec and leaves inherited ones alone,
+    // so the flag tells them apart, and an inherited fd 5 reaches the subprogram as is.
+    inheritedFd: io.openWithoutCloseOnExec,
+    runSubprogram: (request) => runSubprogram(request, false),
+  };
+}
