@@ -4,7 +4,7 @@
 
 import { LIBC_CANDIDATES, libcDescriptorOps, type Libc } from "./libc.ts";
 import { nodePlatform, runSubprogram } from "./node.ts";
-import type { Platform } from "./types.ts";
+import type { Platform, SubprogramRequest } from "./types.ts";
 
 declare const Deno: {
   dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: unknown };
@@ -30,6 +30,20 @@ function openLibc(): Libc {
   throw new Error(`no libc found for ${Deno.build.os}`);
 }
 
+/**
+ * Deno's node:child_process leaks duplicates of numbered stdio entries into
+ * the child, so the subprogram is started with plain inheritance through
+ * /bin/sh, which puts input, output and fd 2 = output in place and execs.
+ * Inherited descriptors (fd 5) pass as they are. sh's own complaint about a
+ * missing program must not reach the network: it is checked first, on fd 2.
+ */
+function throughShell(request: SubprogramRequest): SubprogramRequest {
+  const script =
+    'command -v "$1" >/dev/null 2>&1 || { echo "qmail-popup: unable to run $1: not found" >&2; exit 111; }; ' +
+    `exec "$@" <&${request.input} >&${request.output} 2>&1`;
+  return { ...request, argv: ["/bin/sh", "-c", script, "qmail-popup", ...request.argv], passFds: [] };
+}
+
 export function denoPlatform(): Platform {
   const base = nodePlatform();
   const io = libcDescriptorOps(openLibc(), base.nowMs);
@@ -40,6 +54,6 @@ export function denoPlatform(): Platform {
     // Deno marks its own descriptors close-on-exec and leaves inherited ones alone,
     // so the flag tells them apart, and an inherited fd 5 reaches the subprogram as is.
     inheritedFd: io.openWithoutCloseOnExec,
-    runSubprogram: (request) => runSubprogram(request, false),
+    runSubprogram: (request) => runSubprogram(throughShell(request), ["inherit", "inherit", "inherit", "pipe"]),
   };
 }

@@ -1,62 +1,72 @@
 // The platform on Node's APIs (node:fs, node:child_process). Node runs it
 // as is; Bun and Deno share its subprogram handling.
 //
-// Never process.stdin/stdout: they would put the shared socket into
-// non-blocking mode, and the subprogram (qmail-pop3d) fails on that.
+// Never process.stdin/stdout: they would read ahead of the line (what
+// follows PASS belongs to the subprogram) and leave the shared socket
+// non-blocking, which qmail-pop3d does not survive.
 
 import { spawn } from "node:child_process";
-import { fstatSync, read as fsRead, write as fsWrite } from "node:fs";
+import { fstatSync, readSync, writeSync } from "node:fs";
+import { Socket } from "node:net";
 import { isInheritedDescriptor } from "./descriptors.ts";
 import type { DescriptorStat, Platform, SubprogramRequest, SubprogramResult } from "./types.ts";
 
-/** A descriptor left non-blocking by our parent answers EAGAIN: look again after this long. */
-const RETRY_MS = 10;
+/** Waits between attempts on a descriptor that has nothing yet: from 1 ms, doubling to this. */
+const MAX_BACKOFF_MS = 50;
 
-function isAgain(error: NodeJS.ErrnoException | null): boolean {
-  return error?.code === "EAGAIN" || error?.code === "EWOULDBLOCK";
+const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
+
+function isAgain(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EAGAIN" || code === "EWOULDBLOCK";
 }
 
 /**
- * A read on the thread pool, so that a timer can end the wait: a blocking
- * readSync could not be interrupted. At the deadline the session exits,
- * which abandons the pending read.
+ * Node cannot wait on a descriptor with a timeout: a blocking read on the
+ * thread pool cannot be interrupted, and process.exit then waits for it
+ * forever. So the network descriptor is made non-blocking (through a
+ * net.Socket that never reads) and polled, backing off while idle. The
+ * subprogram still gets it blocking: libuv clears O_NONBLOCK on a child's
+ * fds 0-2, and that is the same open file.
  */
-export function readWithDeadline(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
-  return new Promise((resolve) => {
-    const attempt = () => {
-      const timer = setTimeout(() => resolve("timeout"), Math.max(0, deadlineMs - Date.now()));
-      fsRead(fd, buffer, 0, buffer.length, null, (error, bytesRead) => {
-        clearTimeout(timer);
-        if (isAgain(error)) {
-          if (Date.now() >= deadlineMs) resolve("timeout");
-          else setTimeout(attempt, RETRY_MS);
-        } else resolve(error ? 0 : bytesRead);
-      });
-    };
-    attempt();
-  });
+const madeNonBlocking = new Set<number>();
+function makeNonBlocking(fd: number): void {
+  if (madeNonBlocking.has(fd)) return;
+  madeNonBlocking.add(fd);
+  try {
+    new Socket({ fd, readable: false, writable: false, manualStart: true } as never);
+  } catch {
+    // A file or a terminal: reads on it do not block for long anyway.
+  }
 }
 
-export function writeWithDeadline(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    let offset = 0;
-    const attempt = () => {
-      if (offset >= bytes.length) return resolve(true);
-      const timer = setTimeout(() => resolve(false), Math.max(0, deadlineMs - Date.now()));
-      fsWrite(fd, bytes, offset, bytes.length - offset, null, (error, written) => {
-        clearTimeout(timer);
-        if (isAgain(error)) {
-          if (Date.now() >= deadlineMs) resolve(false);
-          else setTimeout(attempt, RETRY_MS);
-        } else if (error) resolve(false);
-        else {
-          offset += written;
-          attempt();
-        }
-      });
-    };
-    attempt();
-  });
+/** Calls attempt until it is not EAGAIN or the deadline passes ("timeout"). 0 on any other error. */
+async function retryUntil(deadlineMs: number, attempt: () => number): Promise<number | "timeout"> {
+  for (let backoff = 1; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+    try {
+      return attempt();
+    } catch (error) {
+      if (!isAgain(error)) return 0;
+    }
+    const remaining = deadlineMs - Date.now();
+    if (remaining <= 0) return "timeout";
+    await sleep(Math.min(backoff, remaining));
+  }
+}
+
+/** One byte at a time: Node cannot look ahead for the LF without consuming it. */
+export function readOneByte(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
+  makeNonBlocking(fd);
+  return retryUntil(deadlineMs, () => readSync(fd, buffer, 0, 1, null));
+}
+
+export async function writeAll(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const written = await retryUntil(deadlineMs, () => writeSync(fd, bytes, offset, bytes.length - offset));
+    if (written === "timeout" || written === 0) return false;
+    offset += written;
+  }
+  return true;
 }
 
 export function statDescriptor(fd: number): DescriptorStat | undefined {
@@ -83,10 +93,12 @@ export function statDescriptor(fd: number): DescriptorStat | undefined {
  * passed descriptors at their own numbers. Every other descriptor is
  * close-on-exec in Node and Bun, so nothing of the runtime's leaks.
  */
-export function runSubprogram(request: SubprogramRequest, passFdsByNumber = true): Promise<SubprogramResult> {
+export function runSubprogram(
+  request: SubprogramRequest,
+  stdio: (number | "pipe" | "ignore" | "inherit")[] = [request.input, request.output, request.output, "pipe"],
+): Promise<SubprogramResult> {
   return new Promise((resolve) => {
-    const stdio: (number | "pipe" | "ignore")[] = [request.input, request.output, request.output, "pipe"];
-    for (const fd of passFdsByNumber ? request.passFds : []) {
+    for (const fd of request.passFds) {
       while (stdio.length < fd) stdio.push("ignore");
       stdio[fd] = fd;
     }
@@ -105,8 +117,8 @@ export function runSubprogram(request: SubprogramRequest, passFdsByNumber = true
     child.on("exit", (code, signal) => {
       resolve(signal !== null ? { kind: "signaled" } : { kind: "exited", code: code ?? 1 });
     });
-    const credentialsPipe = child.stdio[3] as import("node:net").Socket | null;
-    if (credentialsPipe === null) return;
+    const credentialsPipe = child.stdio[3] as Socket | null | undefined;
+    if (!credentialsPipe) return;
     // A subprogram that closes fd 3 unread is its own business: its exit status tells.
     credentialsPipe.on("error", () => {});
     credentialsPipe.end(request.credentials, () => request.credentials.fill(0));
@@ -120,9 +132,8 @@ export function nodePlatform(): Platform {
     env: process.env,
     unixSeconds: () => Math.floor(Date.now() / 1000),
     nowMs: () => Date.now(),
-    // One byte at a time: Node cannot look ahead for the LF without consuming.
-    readLinePart: (fd, buffer, deadlineMs) => readWithDeadline(fd, buffer.subarray(0, 1), deadlineMs),
-    write: writeWithDeadline,
+    readLinePart: readOneByte,
+    write: writeAll,
     inheritedFd: (fd) => isInheritedDescriptor(fd, statDescriptor),
     runSubprogram: (request) => runSubprogram(request),
     exit: (status) => process.exit(status),

@@ -1,0 +1,259 @@
+// End-to-end harness: real tcpserver on loopback running a built
+// qmail-popup variant with the test checkpassword and pop3d stand-in.
+// Synchronisation comes from tcpserver's own -v lines on stderr
+// ("status", "ok PID …", "end PID status N"), never from sleeps.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, closeSync, readFileSync, existsSync } from "node:fs";
+import { createServer, connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const FIXTURES = join(ROOT, "test/fixtures");
+const BIN = join(ROOT, "node_modules/.bin");
+
+/** How each runtime variant is started. */
+export interface Variant {
+  readonly name: string;
+  readonly command: readonly string[];
+}
+
+const ALL_VARIANTS: Variant[] = [
+  { name: "bun-compiled", command: [join(ROOT, "dist/qmail-popup")] },
+  { name: "node", command: [process.execPath, join(ROOT, "dist/qmail-popup-node.mjs")] },
+  { name: "bun-source", command: [join(BIN, "bun"), join(ROOT, "src/entry/bun.ts")] },
+  { name: "deno", command: [join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")] },
+];
+
+/** QMAIL_POPUP_VARIANTS=node,deno narrows the matrix (for a quick local run). */
+export function variants(): Variant[] {
+  const wanted = process.env.QMAIL_POPUP_VARIANTS?.split(",");
+  return ALL_VARIANTS.filter((variant) => !wanted || wanted.includes(variant.name));
+}
+
+export function tempDir(prefix = "qmail-popup-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A home per user with a two-message Maildir, as the checkpassword fixture expects. */
+export function makeHomes(users: readonly string[] = ["alice", "bob", "latin", "mrose"]): string {
+  const homes = tempDir("qmail-popup-homes-");
+  for (const user of users) {
+    const result = spawnSync(join(FIXTURES, "make-maildir"), [join(homes, user, "Maildir")]);
+    if (result.status !== 0) throw new Error(`make-maildir failed: ${result.stderr}`);
+  }
+  return homes;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export interface ServerOptions {
+  readonly variant: Variant;
+  /** Extra environment for qmail-popup (POP3AUTH, POP3TIMEOUT, …). */
+  readonly env?: Record<string, string>;
+  /** The subprogram; default: checkpassword pop3d Maildir. */
+  readonly subprogram?: readonly string[];
+  readonly hostname?: string;
+  /** Open fd 5 on this file (tcpserver … 5>file). */
+  readonly logFile?: string;
+  /** Arguments for qmail-popup instead of hostname + subprogram (usage tests). */
+  readonly rawArgs?: readonly string[];
+  readonly homes?: string;
+}
+
+const CLOSE_FDS_AND_EXEC = "import os, sys; os.closerange(3, 5); os.closerange(6, 1024); os.execvp(sys.argv[1], sys.argv[1:])";
+
+/** tcpserver prints the raw wait status: an exit code, or the signal that killed it. */
+function describeWaitStatus(raw: number): string {
+  return (raw & 0x7f) === 0 ? String(raw >> 8) : `signal ${raw & 0x7f}`;
+}
+
+export class TcpServer {
+  private stderr = "";
+  private waiters: (() => void)[] = [];
+
+  private constructor(
+    readonly port: number,
+    private readonly process: ChildProcess,
+  ) {
+    process.stderr!.setEncoding("latin1");
+    process.stderr!.on("data", (chunk: string) => {
+      this.stderr += chunk;
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  static async start(options: ServerOptions): Promise<TcpServer> {
+    const args =
+      options.rawArgs ??
+      [
+        options.hostname ?? "mail.test",
+        ...(options.subprogram ?? [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"]),
+      ];
+    for (let attempt = 0; ; attempt++) {
+      const port = await freePort();
+      const stdio: (string | number)[] = ["ignore", "ignore", "pipe"];
+      let logFd: number | undefined;
+      if (options.logFile !== undefined) {
+        logFd = openSync(options.logFile, "a");
+        stdio.push("ignore", "ignore", logFd);
+      }
+      // Through python: it closes every descriptor but 0-2 and fd 5, so that the
+      // test runner's own open descriptors do not reach qmail-popup.
+      const child = spawn(
+        "/usr/bin/python3",
+        ["-c", CLOSE_FDS_AND_EXEC, "tcpserver", "-v", "-R", "-H", "-l", "localhost", "-c", "250", "127.0.0.1", String(port), ...options.variant.command, ...args],
+        {
+          stdio: stdio as never,
+          env: { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env },
+        },
+      );
+      if (logFd !== undefined) closeSync(logFd);
+      const server = new TcpServer(port, child);
+      const bound = await server.until(() => /status: 0\/|unable to bind/.test(server.stderr) || child.exitCode !== null);
+      if (bound && /status: 0\//.test(server.stderr)) return server;
+      child.kill();
+      if (attempt >= 3) throw new Error(`tcpserver did not start: ${server.stderr}`);
+    }
+  }
+
+  /** Resolves true once predicate holds (checked on each stderr chunk), false after 20 s. */
+  private until(predicate: () => boolean, timeoutMs = 20_000): Promise<boolean> {
+    return new Promise((done) => {
+      const deadline = setTimeout(() => done(false), timeoutMs);
+      const check = () => {
+        if (predicate()) {
+          clearTimeout(deadline);
+          done(true);
+        } else this.waiters.push(check);
+      };
+      this.process.on("exit", () => check());
+      check();
+    });
+  }
+
+  /** The pid tcpserver gave the connection from this client port. */
+  async pidFor(clientPort: number): Promise<number> {
+    const pattern = new RegExp(`ok (\\d+) [^\\n]* :127\\.0\\.0\\.1:[^:\\n]*:${clientPort}\\n`);
+    if (!(await this.until(() => pattern.test(this.stderr)))) throw new Error(`no connection from port ${clientPort}:\n${this.stderr}`);
+    return Number(pattern.exec(this.stderr)![1]);
+  }
+
+  /** Waits until tcpserver reports the end of that pid; resolves its exit code (or "signal N"). */
+  async endOf(pid: number): Promise<string> {
+    const pattern = new RegExp(`end ${pid} status (\\d+)`);
+    if (!(await this.until(() => pattern.test(this.stderr)))) throw new Error(`pid ${pid} did not end:\n${this.stderr}`);
+    return describeWaitStatus(Number(pattern.exec(this.stderr)![1]));
+  }
+
+  /** Everything tcpserver and qmail-popup wrote on fd 2 (qmail-popup's own lines among them). */
+  get log(): string {
+    return this.stderr;
+  }
+
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null) return;
+    const exited = new Promise((done) => this.process.on("exit", done));
+    this.process.kill();
+    await exited;
+  }
+}
+
+/** A raw client connection, for byte-exact dialogues. */
+export class Client {
+  private received = Buffer.alloc(0);
+  private closed = false;
+  private waiters: (() => void)[] = [];
+
+  private constructor(private readonly socket: Socket) {
+    socket.on("data", (chunk) => {
+      this.received = Buffer.concat([this.received, chunk]);
+      this.wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("error", () => {});
+  }
+
+  static connect(port: number): Promise<Client> {
+    return new Promise((done, reject) => {
+      const socket = connect(port, "127.0.0.1", () => done(new Client(socket)));
+      socket.on("error", reject);
+    });
+  }
+
+  get localPort(): number {
+    return this.socket.localPort!;
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  private until(predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+    return new Promise((done, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`timed out; received so far: ${JSON.stringify(this.received.toString("latin1"))}`)), timeoutMs);
+      const check = () => {
+        if (predicate()) {
+          clearTimeout(deadline);
+          done();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  send(data: string | Uint8Array): void {
+    this.socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data);
+  }
+
+  /** Half-closes: the server reads EOF. */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** Waits for count CRLF-terminated lines in all (from the start of the connection). */
+  async lines(count: number): Promise<string> {
+    await this.until(() => this.received.toString("latin1").split("\r\n").length > count || this.closed);
+    return this.text;
+  }
+
+  /** Waits until the server closes the connection; resolves everything received. */
+  async untilClosed(): Promise<string> {
+    await this.until(() => this.closed);
+    return this.text;
+  }
+
+  get text(): string {
+    return this.received.toString("latin1");
+  }
+
+  get bytes(): Buffer {
+    return this.received;
+  }
+}
+
+/** Sends the whole dialogue at once, reads until the server closes; returns replies and exit status. */
+export async function converse(server: TcpServer, input: string | Uint8Array): Promise<{ text: string; status: string; pid: number }> {
+  const client = await Client.connect(server.port);
+  const pid = await server.pidFor(client.localPort);
+  client.send(input);
+  const text = await client.untilClosed();
+  return { text, status: await server.endOf(pid), pid };
+}
+
+export function readIfExists(path: string): Buffer | undefined {
+  return existsSync(path) ? readFileSync(path) : undefined;
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { capabilities, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "../../src/core/capabilities.ts";
+import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
+import { handleLine, initialState, type SessionState } from "../../src/core/session.ts";
+
+function configOf(env: Environment = {}): Config {
+  const config = readConfig(["mail.example.org", "checkpassword"], env);
+  if (config === undefined) throw new Error("readConfig refused valid arguments");
+  return config;
+}
+
+const clear: SessionState = { user: undefined, tls: false };
+const secure: SessionState = { user: undefined, tls: true };
+
+/** The CAPA reply as the session gives it. */
+function capa(config: Config, state: SessionState = initialState(config)): string {
+  const step = handleLine(config, state, { kind: "line", line: new Uint8Array(Buffer.from("CAPA")) });
+  expect(step.actions).toHaveLength(1);
+  const action = step.actions[0]!;
+  if (action.kind !== "reply") throw new Error(`CAPA gave ${action.kind}`);
+  expect(step.state).toBe(state);
+  return action.text;
+}
+
+const list = (...lines: string[]): string => "+OK capability list follows\r\n" + lines.map((line) => line + "\r\n").join("") + ".\r\n";
+
+describe("CAPA", () => {
+  it("is exact for the default config", () => {
+    expect(capa(configOf())).toBe("+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nUSER\r\n.\r\n");
+  });
+
+  it("takes the verb in any case", () => {
+    const config = configOf();
+    const step = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("capa")) });
+    expect(step.actions).toEqual([{ kind: "reply", text: list("TOP", "UIDL", "PIPELINING", "USER") }]);
+  });
+
+  it("lists USER where APOP is offered as well", () => {
+    expect(capa(configOf({ POP3AUTH: "+apop" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+  });
+
+  it("does not list USER in APOP-only mode", () => {
+    expect(capa(configOf({ POP3AUTH: "apop" }))).toBe(list("TOP", "UIDL", "PIPELINING"));
+  });
+
+  it("lists STLS when offered, and no longer after TLS", () => {
+    const config = configOf({ UCSPITLS: "" });
+    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "USER", "STLS"));
+    const afterStls = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("STLS")) }).state;
+    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+  });
+
+  it("does not list STLS with UCSPITLS=- or on port 995", () => {
+    expect(capa(configOf({ UCSPITLS: "-" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+    expect(capa(configOf({ UCSPITLS: "", TCPLOCALPORT: "995" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+  });
+
+  it("withholds USER before STLS when UCSPITLS=!, and lists it after", () => {
+    const config = configOf({ UCSPITLS: "!" });
+    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "STLS"));
+    const afterStls = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("STLS")) }).state;
+    expect(afterStls.tls).toBe(true);
+    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+  });
+
+  it("lists neither USER nor STLS in APOP-only mode after TLS", () => {
+    expect(capa(configOf({ POP3AUTH: "apop", UCSPITLS: "" }), secure)).toBe(list("TOP", "UIDL", "PIPELINING"));
+  });
+});
+
+describe("the predicates", () => {
+  it("userPassAllowed", () => {
+    expect(userPassAllowed(configOf(), clear)).toBe(true);
+    expect(userPassAllowed(configOf({ POP3AUTH: "apop" }), secure)).toBe(false);
+    expect(userPassAllowed(configOf({ UCSPITLS: "!" }), clear)).toBe(false);
+    expect(userPassAllowed(configOf({ UCSPITLS: "!" }), secure)).toBe(true);
+  });
+
+  it("tlsRequiredNow", () => {
+    expect(tlsRequiredNow(configOf({ UCSPITLS: "!" }), clear)).toBe(true);
+    expect(tlsRequiredNow(configOf({ UCSPITLS: "!" }), secure)).toBe(false);
+    expect(tlsRequiredNow(configOf({ UCSPITLS: "" }), clear)).toBe(false);
+    expect(tlsRequiredNow(configOf(), clear)).toBe(false);
+  });
+
+  it("stlsOffered", () => {
+    expect(stlsOffered(configOf(), clear)).toBe(false);
+    expect(stlsOffered(configOf({ UCSPITLS: "" }), clear)).toBe(true);
+    expect(stlsOffered(configOf({ UCSPITLS: "!" }), clear)).toBe(true);
+    expect(stlsOffered(configOf({ UCSPITLS: "" }), secure)).toBe(false);
+  });
+
+  it("capabilities() lists TOP, UIDL, PIPELINING first (RFC 2449 asks for them before login)", () => {
+    expect(capabilities(configOf({ UCSPITLS: "" }), clear)).toEqual(["TOP", "UIDL", "PIPELINING", "USER", "STLS"]);
+  });
+
+  it("capabilityReply ends with the lone dot", () => {
+    expect(capabilityReply(configOf(), clear).endsWith("\r\n.\r\n")).toBe(true);
+  });
+});
