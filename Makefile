@@ -50,7 +50,7 @@ test: test-deps all typecheck
 unit: deps
 	$(BIN)/vitest run test/unit
 
-demo: all
+demo: test-deps all
 	sh scripts/demo
 
 install: install-bin install-man
