@@ -7,7 +7,8 @@ import { formatLogLine } from "./core/log.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
 import { authOutcome, greeting, handleLine, initialState, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
-import { bytesOf } from "./core/bytes.ts";
+import { bytesOf, concatBytes } from "./core/bytes.ts";
+import { TLS_ANSWER_LIMIT, parseTlsEnvironment, tlsAnswerComplete } from "./core/tls-environment.ts";
 import type { Platform } from "./platform/types.ts";
 import { VERSION } from "./version.ts";
 
@@ -25,6 +26,8 @@ class Session {
   private readonly reader = new LineReader();
   private readonly timestamp: Uint8Array;
   private logFd: number | undefined | null = null;
+  /** The SSL_* variables sslserver told us at STLS, for the subprogram. */
+  private tlsEnvironment: Record<string, string> = {};
 
   constructor(
     private readonly platform: Platform,
@@ -79,11 +82,33 @@ class Session {
       case "quit":
         return this.platform.exit(action.status);
       case "startTls":
-        // STLS over UCSPI-TLS is not wired to the platform yet: refuse cleanly.
-        return this.platform.exit(1);
+        return this.startTls();
       case "spawnAuth":
         return this.authenticate(action);
     }
+  }
+
+  /**
+   * STLS over UCSPI-TLS: the +OK has been written in clear; `Y` on the
+   * control socket asks sslserver for the handshake, its answer brings the
+   * SSL_* variables, and from then on the session reads and writes the
+   * TLS pipes. If the handshake fails, sslserver ends us.
+   */
+  private async startTls(): Promise<void> {
+    const tls = this.config.ucspiTls!;
+    const deadline = this.deadline();
+    if (!(await this.platform.write(tls.control, bytesOf("Y"), deadline))) this.platform.exit(1);
+    const answer: Uint8Array[] = [];
+    let length = 0;
+    const window = new Uint8Array(4096);
+    while (!tlsAnswerComplete(concatBytes(answer))) {
+      const got = await this.platform.readLinePart(tls.control, window, deadline);
+      if (got === "timeout" || got === 0 || length + got > TLS_ANSWER_LIMIT) this.platform.exit(1);
+      answer.push(window.slice(0, got));
+      length += got;
+    }
+    this.tlsEnvironment = parseTlsEnvironment(concatBytes(answer));
+    this.channel = { input: tls.read, output: tls.write };
   }
 
   private async authenticate(action: Extract<Action, { kind: "spawnAuth" }>): Promise<never> {
@@ -92,7 +117,7 @@ class Session {
     const logFd = this.logDescriptor();
     const result = await this.platform.runSubprogram({
       argv: this.config.subprogram,
-      env: this.platform.env,
+      env: { ...this.platform.env, ...this.tlsEnvironment },
       input: this.channel.input,
       output: this.channel.output,
       credentials,
@@ -131,5 +156,20 @@ export async function serve(platform: Platform): Promise<never> {
     await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
     return platform.exit(1);
   }
-  return new Session(platform, config).run();
+  return new Session(platform, await checkUcspiTls(platform, config)).run();
+}
+
+/**
+ * UCSPITLS set, but the descriptors sslserver -n would give are missing or
+ * closed: STLS cannot be offered. Say why on fd 2 (the operator's log);
+ * with UCSPITLS=! every login is then refused, never taken in clear.
+ */
+async function checkUcspiTls(platform: Platform, config: Config): Promise<Config> {
+  if (config.stls === "off") return config;
+  const tls = config.ucspiTls;
+  if (tls !== undefined && [tls.control, tls.read, tls.write].every((fd) => platform.inheritedFd(fd))) return config;
+  const problem =
+    tls === undefined ? "SSLCTLFD, SSLREADFD and SSLWRITEFD are not all set" : "SSLCTLFD, SSLREADFD or SSLWRITEFD is not open";
+  await platform.write(2, bytesOf(`qmail-popup: UCSPITLS is set but ${problem}: STLS not offered\n`), platform.nowMs() + 1000);
+  return { ...config, ucspiTls: undefined };
 }

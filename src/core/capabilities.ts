@@ -11,9 +11,9 @@ export function tlsRequiredNow(config: Config, state: SessionState): boolean {
   return config.stls === "required" && !state.tls;
 }
 
-/** STLS is offered now: configured, and TLS not already active. */
+/** STLS is offered now: configured, its descriptors given, and TLS not already active. */
 export function stlsOffered(config: Config, state: SessionState): boolean {
-  return config.stls !== "off" && !state.tls;
+  return config.stls !== "off" && config.ucspiTls !== undefined && !state.tls;
 }
 
 /**

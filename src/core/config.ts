@@ -16,6 +16,17 @@ export interface Config {
   readonly remoteHost: string;
   /** Local port 995: implicit TLS (sslserver without -n). */
   readonly implicitTls: boolean;
+  /** The UCSPI-TLS descriptors sslserver -n named, where all three are given. */
+  readonly ucspiTls: UcspiTlsDescriptors | undefined;
+}
+
+export interface UcspiTlsDescriptors {
+  /** SSLCTLFD: the control socket (`Y` asks for the handshake). */
+  readonly control: number;
+  /** SSLREADFD: decrypted bytes from the client. */
+  readonly read: number;
+  /** SSLWRITEFD: bytes to be encrypted to the client. */
+  readonly write: number;
 }
 
 export const DEFAULT_TIMEOUT_SECONDS = 1200;
@@ -40,6 +51,18 @@ export function timeoutOf(pop3timeout: string | undefined): number {
   return seconds > 0 ? seconds : DEFAULT_TIMEOUT_SECONDS;
 }
 
+function descriptorOf(value: string | undefined): number | undefined {
+  return value !== undefined && /^[0-9]{1,9}$/.test(value) ? Number(value) : undefined;
+}
+
+export function ucspiTlsOf(env: Environment): UcspiTlsDescriptors | undefined {
+  const control = descriptorOf(env.SSLCTLFD);
+  const read = descriptorOf(env.SSLREADFD);
+  const write = descriptorOf(env.SSLWRITEFD);
+  if (control === undefined || read === undefined || write === undefined) return undefined;
+  return { control, read, write };
+}
+
 function firstSet(env: Environment, ...names: string[]): string | undefined {
   for (const name of names) {
     const value = env[name];
@@ -62,5 +85,6 @@ export function readConfig(args: readonly string[], env: Environment): Config | 
     remoteIp: remoteIp.startsWith("::ffff:") ? remoteIp.slice("::ffff:".length) : remoteIp,
     remoteHost: firstSet(env, "TCP6REMOTEHOST", "TCPREMOTEHOST") ?? "unknown",
     implicitTls: firstSet(env, "TCP6LOCALPORT", "TCPLOCALPORT") === "995",
+    ucspiTls: ucspiTlsOf(env),
   };
 }

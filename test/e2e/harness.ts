@@ -69,6 +69,23 @@ export interface ServerOptions {
   /** Arguments for qmail-popup instead of hostname + subprogram (usage tests). */
   readonly rawArgs?: readonly string[];
   readonly homes?: string;
+  /**
+   * Run under the test UCSPI-TLS server instead of tcpserver: "starttls"
+   * (sslserver -n, STLS) or "implicit" (sslserver on 995, TLS first).
+   */
+  readonly tls?: "starttls" | "implicit";
+}
+
+let certificate: { cert: string; key: string } | undefined;
+/** A self-signed certificate for localhost, made once per test run. */
+export function testCertificate(): { cert: string; key: string } {
+  if (certificate === undefined) {
+    const dir = tempDir("qmail-popup-cert-");
+    const made = spawnSync(join(ROOT, "test/ucspi-tls/make-cert.sh"), [dir]);
+    if (made.status !== 0) throw new Error(`make-cert.sh failed: ${made.stdout}${made.stderr}`);
+    certificate = { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+  }
+  return certificate;
 }
 
 const CLOSE_FDS_AND_EXEC = "import os, sys; os.closerange(3, 5); os.closerange(6, 1024); os.execvp(sys.argv[1], sys.argv[1:])";
@@ -83,14 +100,15 @@ export class TcpServer {
   private waiters: (() => void)[] = [];
 
   private constructor(
-    readonly port: number,
+    public port: number,
     private readonly process: ChildProcess,
   ) {
     process.stderr!.setEncoding("latin1");
     process.stderr!.on("data", (chunk: string) => {
       this.stderr += chunk;
-      for (const wake of this.waiters.splice(0)) wake();
+      this.wake();
     });
+    process.on("exit", () => this.wake());
   }
 
   static async start(options: ServerOptions): Promise<TcpServer> {
@@ -100,6 +118,7 @@ export class TcpServer {
         options.hostname ?? "mail.test",
         ...(options.subprogram ?? [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"]),
       ];
+    if (options.tls !== undefined) return TcpServer.startTls(options, args);
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
       const stdio: (string | number)[] = ["ignore", "ignore", "pipe"];
@@ -127,6 +146,47 @@ export class TcpServer {
     }
   }
 
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The test sslserver: it picks the port and says it on stderr ("listening on PORT"). */
+  private static async startTls(options: ServerOptions, args: readonly string[]): Promise<TcpServer> {
+    const { cert, key } = testCertificate();
+    const stdio: (string | number)[] = ["ignore", "ignore", "pipe"];
+    let logFd: number | undefined;
+    if (options.logFile !== undefined) {
+      logFd = openSync(options.logFile, "a");
+      stdio.push("ignore", "ignore", logFd);
+    }
+    const env: Record<string, string> = {
+      PATH: "/usr/bin:/bin",
+      CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent",
+      ...(options.tls === "starttls" ? { UCSPITLS: "" } : {}),
+      ...options.env,
+    };
+    const child = spawn(
+      "/usr/bin/python3",
+      [
+        "-c", CLOSE_FDS_AND_EXEC, "/usr/bin/python3", join(ROOT, "test/ucspi-tls/sslserver.py"),
+        ...(options.tls === "starttls" ? ["-n"] : []),
+        "-c", cert, "-k", key, "127.0.0.1", "0",
+        // sslserver sets TCPLOCALPORT to the port it listens on: say 995 for the implicit mode.
+        ...(options.tls === "implicit" ? ["/usr/bin/env", "TCPLOCALPORT=995"] : []),
+        ...options.variant.command, ...args,
+      ],
+      { stdio: stdio as never, env },
+    );
+    if (logFd !== undefined) closeSync(logFd);
+    const server = new TcpServer(0, child);
+    const listening = /listening on (\d+)/;
+    if (!(await server.until(() => listening.test(server.stderr) || child.exitCode !== null)) || child.exitCode !== null) {
+      throw new Error(`sslserver did not start: ${server.stderr}`);
+    }
+    server.port = Number(listening.exec(server.stderr)![1]);
+    return server;
+  }
+
   /** Resolves true once predicate holds (checked on each stderr chunk), false after 20 s. */
   private until(predicate: () => boolean, timeoutMs = 20_000): Promise<boolean> {
     return new Promise((done) => {
@@ -137,7 +197,6 @@ export class TcpServer {
           done(true);
         } else this.waiters.push(check);
       };
-      this.process.on("exit", () => check());
       check();
     });
   }

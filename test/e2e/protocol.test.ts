@@ -198,6 +198,24 @@ describe.each(variants())("$name", (variant) => {
     expect(missing.log).toMatch(/qmail-popup: unable to run \/nonexistent\/checkpassword: /);
   });
 
+  test("UCSPITLS set without sslserver's descriptors: STLS not offered, the reason on fd 2", async () => {
+    const misconfigured = await server({ env: { UCSPITLS: "" } });
+    const { text } = await converse(misconfigured, "CAPA\r\nSTLS\r\nQUIT\r\n");
+    expect(text).toBe("+OK\r\n+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nUSER\r\n.\r\n-ERR STLS not available\r\n+OK \r\n");
+    expect(misconfigured.log).toContain("qmail-popup: UCSPITLS is set but SSLCTLFD, SSLREADFD and SSLWRITEFD are not all set: STLS not offered");
+    // Named but not open: the same.
+    const closed = await server({ env: { UCSPITLS: "", SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" } });
+    expect((await converse(closed, "STLS\r\nQUIT\r\n")).text).toBe("+OK\r\n-ERR STLS not available\r\n+OK \r\n");
+    expect(closed.log).toContain("SSLCTLFD, SSLREADFD or SSLWRITEFD is not open: STLS not offered");
+  });
+
+  test("UCSPITLS=! without sslserver's descriptors: every login refused, never taken in clear", async () => {
+    const strict = await server({ env: { UCSPITLS: "!" } });
+    const { text, status } = await converse(strict, "STLS\r\nUSER alice\r\n");
+    expect(text).toBe("+OK\r\n-ERR STLS not available\r\n-ERR TLS required but not negotiated\r\n");
+    expect(status).toBe("1");
+  });
+
   test("missing arguments: -ERR usage on fd 1, exit 1", async () => {
     const usage = await server({ rawArgs: ["mail.test"] });
     const { text, status } = await converse(usage, "");

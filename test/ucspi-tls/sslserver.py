@@ -119,6 +119,19 @@ def reap(pid, grace=None):
         close_fd(pidfd)
 
 
+def _open_at_start(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+# Descriptors our parent gave us besides 0-2 (fd 5, the log): passed on to
+# prog, as the real sslserver leaves inherited descriptors alone.
+INHERITED = {fd for fd in range(3, 10) if _open_at_start(fd)}
+
+
 def spawn(argv, env, fdmap):
     """fork+exec argv with exactly fds {target: source} plus fd 2."""
     pid = os.fork()
@@ -135,7 +148,7 @@ def spawn(argv, env, fdmap):
         for target, src in tmp.items():
             os.dup2(src, target, inheritable=True)
             os.set_blocking(target, True)
-        keep = set(fdmap) | {2}
+        keep = set(fdmap) | {2} | INHERITED
         for name in os.listdir('/proc/self/fd'):
             fd = int(name)
             if fd not in keep:
@@ -557,6 +570,8 @@ def main(args):
         with open(tmp, 'w') as f:
             f.write('%d\n' % lsock.getsockname()[1])
         os.replace(tmp, portfile)
+    # Like tcpserver -v's status line: tests wait for it instead of sleeping.
+    warn('listening on %d' % lsock.getsockname()[1])
 
     serve = serve_ucspi_tls if delayed else serve_implicit
     try:

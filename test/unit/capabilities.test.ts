@@ -3,7 +3,11 @@ import { capabilities, capabilityReply, stlsOffered, tlsRequiredNow, userPassAll
 import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
 import { handleLine, initialState, type SessionState } from "../../src/core/session.ts";
 
+/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
+const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
+
 function configOf(env: Environment = {}): Config {
+  env = { ...SSL_FDS, ...env };
   const config = readConfig(["mail.example.org", "checkpassword"], env);
   if (config === undefined) throw new Error("readConfig refused valid arguments");
   return config;
@@ -96,5 +100,16 @@ describe("the predicates", () => {
 
   it("capabilityReply ends with the lone dot", () => {
     expect(capabilityReply(configOf(), clear).endsWith("\r\n.\r\n")).toBe(true);
+  });
+});
+
+describe("STLS without its descriptors", () => {
+  it("is not offered when UCSPITLS is set but sslserver gave no descriptors", () => {
+    const config = readConfig(["mail.example.org", "checkpassword"], { UCSPITLS: "" })!;
+    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING", "USER"]);
+  });
+  it("with UCSPITLS=! still withholds USER: no silent plaintext login", () => {
+    const config = readConfig(["mail.example.org", "checkpassword"], { UCSPITLS: "!" })!;
+    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING"]);
   });
 });

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { apopModeOf, DEFAULT_TIMEOUT_SECONDS, readConfig, stlsModeOf, timeoutOf, type Config, type Environment } from "../../src/core/config.ts";
 
+/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
+const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
+
 function configOf(env: Environment = {}): Config {
+  env = { ...SSL_FDS, ...env };
   const config = readConfig(["mail.example.org", "checkpassword"], env);
   if (config === undefined) throw new Error("readConfig refused valid arguments");
   return config;
@@ -20,7 +24,7 @@ describe("arguments", () => {
   });
 
   it("has the defaults with an empty environment", () => {
-    expect(configOf()).toEqual({
+    expect(readConfig(["mail.example.org", "checkpassword"], {})).toEqual({
       hostname: "mail.example.org",
       subprogram: ["checkpassword"],
       apop: "off",
@@ -29,6 +33,7 @@ describe("arguments", () => {
       remoteIp: "unknown",
       remoteHost: "unknown",
       implicitTls: false,
+      ucspiTls: undefined,
     });
   });
 });
@@ -126,5 +131,16 @@ describe("implicit TLS", () => {
   it("prefers TCP6LOCALPORT over TCPLOCALPORT", () => {
     expect(configOf({ TCP6LOCALPORT: "110", TCPLOCALPORT: "995" }).implicitTls).toBe(false);
     expect(configOf({ TCP6LOCALPORT: "995", TCPLOCALPORT: "110" }).implicitTls).toBe(true);
+  });
+});
+
+describe("UCSPI-TLS descriptors", () => {
+  it("are read from SSLCTLFD, SSLREADFD, SSLWRITEFD", () => {
+    expect(configOf({ SSLCTLFD: "10", SSLREADFD: "11", SSLWRITEFD: "12" }).ucspiTls).toEqual({ control: 10, read: 11, write: 12 });
+  });
+  it("are absent unless all three are numbers", () => {
+    const config = readConfig(["h", "p"], { SSLCTLFD: "6", SSLREADFD: "7" });
+    expect(config?.ucspiTls).toBeUndefined();
+    expect(readConfig(["h", "p"], { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "x" })?.ucspiTls).toBeUndefined();
   });
 });

@@ -17,7 +17,11 @@ import { apopTimestamp } from "../../src/core/timestamp.ts";
 /** The bytes of a string, one byte per character (latin1): `\xe9` is the byte 0xe9. */
 const bin = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, "latin1"));
 
+/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
+const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
+
 function configOf(env: Environment = {}): Config {
+  env = { ...SSL_FDS, ...env };
   const config = readConfig(["mail.example.org", "checkpassword", "qmail-pop3d", "Maildir"], env);
   if (config === undefined) throw new Error("readConfig refused valid arguments");
   return config;
