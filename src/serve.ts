@@ -5,7 +5,8 @@ import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
 import { readConfig, type Config } from "./core/config.ts";
 import { formatLogLine } from "./core/log.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
-import { authOutcome, greeting, handleLine, initialState, logEntry, type Action, type SessionState } from "./core/session.ts";
+import { SASL_RESPONSE_LIMIT } from "./core/sasl.ts";
+import { authOutcome, greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
 import { bytesOf, concatBytes } from "./core/bytes.ts";
 import { TLS_ANSWER_LIMIT, parseTlsEnvironment, tlsAnswerComplete } from "./core/tls-environment.ts";
@@ -23,7 +24,7 @@ interface Channel {
 class Session {
   private channel: Channel = { input: 0, output: 1 };
   private state: SessionState;
-  private readonly reader = new LineReader();
+  private readonly reader = new LineReader(SASL_RESPONSE_LIMIT);
   private readonly timestamp: Uint8Array;
   private logFd: number | undefined | null = null;
   /** The SSL_* variables sslserver told us at STLS, for the subprogram. */
@@ -33,8 +34,8 @@ class Session {
     private readonly platform: Platform,
     private readonly config: Config,
   ) {
-    this.state = initialState(config);
     this.timestamp = apopTimestamp(platform.pid, platform.unixSeconds(), config.hostname);
+    this.state = initialState(config, this.timestamp);
   }
 
   async run(): Promise<never> {
@@ -67,7 +68,7 @@ class Session {
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
       if (got === "timeout" || got === 0) this.platform.exit(1);
-      const { event } = this.reader.feed(window.subarray(0, got));
+      const { event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
       window.fill(0, 0, got);
       if (event !== undefined) return event;
     }

@@ -1,4 +1,5 @@
 import type { Config } from "./config.ts";
+import { saslMechanisms } from "./sasl.ts";
 import type { SessionState } from "./session.ts";
 
 /** USER/PASS is accepted now: not in APOP-only mode, and not before STLS where STLS is required. */
@@ -21,8 +22,9 @@ export function stlsOffered(config: Config, state: SessionState): boolean {
  * qmail-pop3d offers after login (TOP, UIDL, PIPELINING).
  */
 export function capabilities(config: Config, state: SessionState): string[] {
-  const list = ["TOP", "UIDL", "PIPELINING"];
-  if (userPassAllowed(config, state)) list.push("USER");
+  const list = ["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"];
+  // AUTH goes with USER/PASS: the same passwords, the same checkpassword.
+  if (userPassAllowed(config, state)) list.push("USER", `SASL ${saslMechanisms(config).join(" ")}`);
   if (stlsOffered(config, state)) list.push("STLS");
   return list;
 }

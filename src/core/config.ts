@@ -9,6 +9,8 @@ export interface Config {
   /** The subprogram and its arguments. */
   readonly subprogram: readonly string[];
   readonly apop: ApopMode;
+  /** POP3AUTH names CRAM-MD5 (it needs a checkpassword that verifies it). */
+  readonly cramMd5: boolean;
   readonly stls: StlsMode;
   /** Idle timeout for each line read and each write, in seconds. */
   readonly timeoutSeconds: number;
@@ -37,6 +39,11 @@ export function apopModeOf(pop3auth: string | undefined): ApopMode {
   if (value.startsWith("+apop")) return "also";
   if (value.startsWith("apop")) return "only";
   return "off";
+}
+
+/** POP3AUTH mentions `cram` (any case): `+apop+cram`, `cram-md5`. */
+export function cramMd5Of(pop3auth: string | undefined): boolean {
+  return (pop3auth ?? "").toLowerCase().includes("cram");
 }
 
 /** UCSPITLS: unset or `-` → no STLS; `!` → required; anything else → offered. */
@@ -80,6 +87,7 @@ export function readConfig(args: readonly string[], env: Environment): Config | 
     hostname,
     subprogram,
     apop: apopModeOf(env.POP3AUTH),
+    cramMd5: cramMd5Of(env.POP3AUTH),
     stls: stlsModeOf(env.UCSPITLS),
     timeoutSeconds: timeoutOf(env.POP3TIMEOUT),
     remoteIp: remoteIp.startsWith("::ffff:") ? remoteIp.slice("::ffff:".length) : remoteIp,

@@ -20,7 +20,7 @@ export class LineReader {
   private tooLong = false;
   private sawNul = false;
 
-  /** limit: the longest line accepted, LF and its CR included. */
+  /** limit: the longest line accepted, LF and its CR included (a feed may ask for less). */
   constructor(readonly limit: number = COMMAND_LINE_LIMIT) {
     this.buffer = new Uint8Array(limit);
   }
@@ -30,13 +30,14 @@ export class LineReader {
    * and, when that LF ended a line, what the line was. Bytes of an
    * over-long line are counted and dropped, so memory stays at `limit`.
    */
-  feed(chunk: Uint8Array): { consumed: number; event?: LineEvent } {
+  feed(chunk: Uint8Array, limit: number = this.limit): { consumed: number; event?: LineEvent } {
+    limit = Math.min(limit, this.limit);
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!;
       if (byte === LF) return { consumed: i + 1, event: this.finishLine() };
       if (byte === 0) this.sawNul = true;
       // Keep one byte of room for the LF itself: the limit counts the CRLF.
-      if (this.length < this.limit - 1) this.buffer[this.length++] = byte;
+      if (this.length < limit - 1) this.buffer[this.length++] = byte;
       else this.tooLong = true;
     }
     return { consumed: chunk.length };
@@ -47,10 +48,12 @@ export class LineReader {
     return this.length;
   }
 
-  /** Overwrites what the reader holds (a password may have passed through it). */
+  /** Drops the current line and overwrites what the reader holds (a password may have passed through it). */
   wipe(): void {
     this.buffer.fill(0);
     this.length = 0;
+    this.tooLong = false;
+    this.sawNul = false;
   }
 
   private finishLine(): LineEvent {

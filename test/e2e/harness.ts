@@ -4,10 +4,10 @@
 // ("status", "ok PID …", "end PID status N"), never from sleeps.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, closeSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, openSync, closeSync, readFileSync, existsSync, watch } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const FIXTURES = join(ROOT, "test/fixtures");
@@ -315,4 +315,28 @@ export async function converse(server: TcpServer, input: string | Uint8Array): P
 
 export function readIfExists(path: string): Buffer | undefined {
   return existsSync(path) ? readFileSync(path) : undefined;
+}
+
+/**
+ * Waits until a line of file matches pattern (the fd-5 log is written after
+ * the client may already have seen QUIT's reply): woken by fs.watch, not a
+ * timer. Resolves the matching line.
+ */
+export function waitForLine(file: string, pattern: RegExp, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const find = () => (existsSync(file) ? readFileSync(file, "latin1").split("\n").find((line) => pattern.test(line)) : undefined);
+    const watcher = watch(dirname(file), () => check());
+    const deadline = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`no line matching ${pattern} in ${file}:\n${existsSync(file) ? readFileSync(file, "latin1") : "(absent)"}`));
+    }, timeoutMs);
+    const check = () => {
+      const line = find();
+      if (line === undefined) return;
+      clearTimeout(deadline);
+      watcher.close();
+      resolve(line);
+    };
+    check();
+  });
 }

@@ -71,7 +71,7 @@ describe.each(variants())("$name", (variant) => {
 
   test("a wrong APOP digest is refused", async () => {
     const { text, status } = await converse(apop, "APOP alice 0123456789abcdef0123456789abcdef\r\n");
-    expect(text).toMatch(/^\+OK <[^>]+>\r\n-ERR authorization failed\r\n$/);
+    expect(text).toMatch(/^\+OK <[^>]+>\r\n-ERR \[AUTH\] authorization failed\r\n$/);
     expect(status).toBe("1");
   });
 
@@ -95,20 +95,20 @@ describe.each(variants())("$name", (variant) => {
     expect(readFileSync(record).subarray(0, 17)).toEqual(Buffer.from("latin\0p\xe4ss w\xf6rd \0", "latin1"));
     const bad = await converse(plain, Buffer.from("USER badutf8\r\nPASS \xff\xfe\xc3(\r\n", "latin1"));
     expect(readFileSync(record).subarray(0, 13)).toEqual(Buffer.from("badutf8\0\xff\xfe\xc3(\0", "latin1"));
-    // badutf8 has no home: the fixture exits 111 after the password matched.
-    expect(bad.text).toBe("+OK\r\n+OK \r\n-ERR authorization failed\r\n");
+    // badutf8 has no home: the fixture exits 111 (temporary) after the password matched.
+    expect(bad.text).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] authorization failed\r\n");
   });
 
   test("a wrong password: -ERR authorization failed, exit 1", async () => {
     const { text, status } = await converse(plain, "USER alice\r\nPASS nope\r\n");
-    expect(text).toBe("+OK\r\n+OK \r\n-ERR authorization failed\r\n");
+    expect(text).toBe("+OK\r\n+OK \r\n-ERR [AUTH] authorization failed\r\n");
     expect(status).toBe("1");
   });
 
   test("a crashed subprogram: -ERR aack, child crashed", async () => {
     for (const user of ["crash", "killed"]) {
       const { text, status } = await converse(plain, `USER ${user}\r\nPASS x\r\n`);
-      expect(text).toBe("+OK\r\n+OK \r\n-ERR aack, child crashed\r\n");
+      expect(text).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] aack, child crashed\r\n");
       expect(status).toBe("1");
     }
   });
@@ -120,7 +120,7 @@ describe.each(variants())("$name", (variant) => {
     );
     expect(text).toBe(
       "+OK\r\n+OK \r\n" +
-        "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nUSER\r\n.\r\n" +
+        "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n" +
         "-ERR USER first\r\n-ERR syntax error\r\n-ERR syntax error\r\n-ERR authorization first\r\n" +
         "-ERR APOP not available\r\n-ERR STLS not available\r\n-ERR authorization first\r\n+OK \r\n+OK \r\n",
     );
@@ -154,7 +154,7 @@ describe.each(variants())("$name", (variant) => {
   test("APOP-only mode refuses USER", async () => {
     const only = await server({ env: { POP3AUTH: "apop" } });
     const { text } = await converse(only, "USER alice\r\nCAPA\r\nQUIT\r\n");
-    expect(text).toMatch(/^\+OK <\d+\.\d+@mail\.test>\r\n-ERR [^\r\n]*\r\n\+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\n\.\r\n\+OK \r\n$/);
+    expect(text).toMatch(/^\+OK <\d+\.\d+@mail\.test>\r\n-ERR [^\r\n]*\r\n\+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\.\r\n\+OK \r\n$/);
   });
 
   test("the subprogram gets fds 0/1 blocking, fd 2 = fd 1, fd 3, fd 5 when open, and nothing else", async () => {
@@ -193,7 +193,7 @@ describe.each(variants())("$name", (variant) => {
   test("a subprogram that cannot be run: -ERR on the wire, the reason on fd 2", async () => {
     const missing = await server({ subprogram: ["/nonexistent/checkpassword"] });
     const { text, status } = await converse(missing, "USER alice\r\nPASS wonderland\r\n");
-    expect(text).toBe("+OK\r\n+OK \r\n-ERR authorization failed\r\n");
+    expect(text).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] authorization failed\r\n");
     expect(status).toBe("1");
     expect(missing.log).toMatch(/qmail-popup: unable to run \/nonexistent\/checkpassword: /);
   });
@@ -201,7 +201,7 @@ describe.each(variants())("$name", (variant) => {
   test("UCSPITLS set without sslserver's descriptors: STLS not offered, the reason on fd 2", async () => {
     const misconfigured = await server({ env: { UCSPITLS: "" } });
     const { text } = await converse(misconfigured, "CAPA\r\nSTLS\r\nQUIT\r\n");
-    expect(text).toBe("+OK\r\n+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nUSER\r\n.\r\n-ERR STLS not available\r\n+OK \r\n");
+    expect(text).toBe("+OK\r\n+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n-ERR STLS not available\r\n+OK \r\n");
     expect(misconfigured.log).toContain("qmail-popup: UCSPITLS is set but SSLCTLFD, SSLREADFD and SSLWRITEFD are not all set: STLS not offered");
     // Named but not open: the same.
     const closed = await server({ env: { UCSPITLS: "", SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" } });

@@ -31,7 +31,7 @@ async function starttls(port: number, clear: string, secure = ""): Promise<Start
   return JSON.parse(out) as StarttlsResult;
 }
 
-const CAPA_HEAD = "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\n";
+const CAPA_HEAD = "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n";
 const FIRST_SUBJECT = "Subject: hello from the test maildir";
 
 describe.each(variants())("$name", (variant) => {
@@ -63,8 +63,8 @@ describe.each(variants())("$name", (variant) => {
 
   test("STLS: CAPA before lists STLS, after lists USER and not STLS; login over TLS; P:POP3S; SSL_* reach the subprogram", async () => {
     const result = await starttls(offered.port, "CAPA\r\nSTLS\r\n", "CAPA\r\nSTLS\r\nUSER alice\r\nPASS wonderland\r\nSTAT\r\nQUIT\r\n");
-    expect(result.clear).toBe(`+OK\r\n${CAPA_HEAD}USER\r\nSTLS\r\n.\r\n+OK starting TLS negotiation\r\n`);
-    expect(result.tls).toBe(`${CAPA_HEAD}USER\r\n.\r\n-ERR STLS not available\r\n+OK \r\n+OK \r\n+OK 2 250\r\n+OK \r\n`);
+    expect(result.clear).toBe(`+OK\r\n${CAPA_HEAD}USER\r\nSASL PLAIN LOGIN\r\nSTLS\r\n.\r\n+OK starting TLS negotiation\r\n`);
+    expect(result.tls).toBe(`${CAPA_HEAD}USER\r\nSASL PLAIN LOGIN\r\n.\r\n-ERR STLS not available\r\n+OK \r\n+OK \r\n+OK 2 250\r\n+OK \r\n`);
     expect(logLines().at(-1)).toMatch(/^qmail-popup: pid \d+ Accept::AUTH::User P:POP3S S:127\.0\.0\.1:unknown \?= 'alice'$/);
     const passed = readFileSync(environment, "latin1");
     expect(passed).toMatch(/^SSL_PROTOCOL=TLSv1\.[23]$/m);
@@ -120,7 +120,7 @@ print(repr(rest))`,
 
   test("UCSPITLS=!: after STLS, USER is listed and the login works", async () => {
     const result = await starttls(required.port, "STLS\r\n", "CAPA\r\nUSER alice\r\nPASS wonderland\r\nQUIT\r\n");
-    expect(result.tls).toBe(`${CAPA_HEAD}USER\r\n.\r\n+OK \r\n+OK \r\n+OK \r\n`);
+    expect(result.tls).toBe(`${CAPA_HEAD}USER\r\nSASL PLAIN LOGIN\r\n.\r\n+OK \r\n+OK \r\n+OK \r\n`);
     expect(logLines().at(-1)).toMatch(/Accept::AUTH::User P:POP3S .* \?= 'alice'$/);
   });
 

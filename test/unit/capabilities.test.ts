@@ -30,45 +30,45 @@ const list = (...lines: string[]): string => "+OK capability list follows\r\n" +
 
 describe("CAPA", () => {
   it("is exact for the default config", () => {
-    expect(capa(configOf())).toBe("+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nUSER\r\n.\r\n");
+    expect(capa(configOf())).toBe("+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n");
   });
 
   it("takes the verb in any case", () => {
     const config = configOf();
     const step = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("capa")) });
-    expect(step.actions).toEqual([{ kind: "reply", text: list("TOP", "UIDL", "PIPELINING", "USER") }]);
+    expect(step.actions).toEqual([{ kind: "reply", text: list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN") }]);
   });
 
   it("lists USER where APOP is offered as well", () => {
-    expect(capa(configOf({ POP3AUTH: "+apop" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+    expect(capa(configOf({ POP3AUTH: "+apop" }))).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"));
   });
 
   it("does not list USER in APOP-only mode", () => {
-    expect(capa(configOf({ POP3AUTH: "apop" }))).toBe(list("TOP", "UIDL", "PIPELINING"));
+    expect(capa(configOf({ POP3AUTH: "apop" }))).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"));
   });
 
   it("lists STLS when offered, and no longer after TLS", () => {
     const config = configOf({ UCSPITLS: "" });
-    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "USER", "STLS"));
+    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN", "STLS"));
     const afterStls = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("STLS")) }).state;
-    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"));
   });
 
   it("does not list STLS with UCSPITLS=- or on port 995", () => {
-    expect(capa(configOf({ UCSPITLS: "-" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
-    expect(capa(configOf({ UCSPITLS: "", TCPLOCALPORT: "995" }))).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+    expect(capa(configOf({ UCSPITLS: "-" }))).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"));
+    expect(capa(configOf({ UCSPITLS: "", TCPLOCALPORT: "995" }))).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"));
   });
 
   it("withholds USER before STLS when UCSPITLS=!, and lists it after", () => {
     const config = configOf({ UCSPITLS: "!" });
-    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "STLS"));
+    expect(capa(config)).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "STLS"));
     const afterStls = handleLine(config, initialState(config), { kind: "line", line: new Uint8Array(Buffer.from("STLS")) }).state;
     expect(afterStls.tls).toBe(true);
-    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "USER"));
+    expect(capa(config, afterStls)).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"));
   });
 
   it("lists neither USER nor STLS in APOP-only mode after TLS", () => {
-    expect(capa(configOf({ POP3AUTH: "apop", UCSPITLS: "" }), secure)).toBe(list("TOP", "UIDL", "PIPELINING"));
+    expect(capa(configOf({ POP3AUTH: "apop", UCSPITLS: "" }), secure)).toBe(list("TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"));
   });
 });
 
@@ -94,8 +94,8 @@ describe("the predicates", () => {
     expect(stlsOffered(configOf({ UCSPITLS: "" }), secure)).toBe(false);
   });
 
-  it("capabilities() lists TOP, UIDL, PIPELINING first (RFC 2449 asks for them before login)", () => {
-    expect(capabilities(configOf({ UCSPITLS: "" }), clear)).toEqual(["TOP", "UIDL", "PIPELINING", "USER", "STLS"]);
+  it("capabilities() lists TOP, UIDL, PIPELINING and the response codes first (RFC 2449 asks for them before login)", () => {
+    expect(capabilities(configOf({ UCSPITLS: "" }), clear)).toEqual(["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN", "STLS"]);
   });
 
   it("capabilityReply ends with the lone dot", () => {
@@ -106,10 +106,17 @@ describe("the predicates", () => {
 describe("STLS without its descriptors", () => {
   it("is not offered when UCSPITLS is set but sslserver gave no descriptors", () => {
     const config = readConfig(["mail.example.org", "checkpassword"], { UCSPITLS: "" })!;
-    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING", "USER"]);
+    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "USER", "SASL PLAIN LOGIN"]);
   });
   it("with UCSPITLS=! still withholds USER: no silent plaintext login", () => {
     const config = readConfig(["mail.example.org", "checkpassword"], { UCSPITLS: "!" })!;
-    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING"]);
+    expect(capabilities(config, initialState(config))).toEqual(["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"]);
+  });
+});
+
+describe("SASL in CAPA", () => {
+  it("lists CRAM-MD5 only where POP3AUTH names it", () => {
+    expect(capabilities(configOf({ POP3AUTH: "+apop+cram" }), initialState(configOf()))).toContain("SASL PLAIN LOGIN CRAM-MD5");
+    expect(capabilities(configOf({ POP3AUTH: "cram-md5" }), initialState(configOf()))).toContain("SASL PLAIN LOGIN CRAM-MD5");
   });
 });

@@ -28,6 +28,7 @@ describe("arguments", () => {
       hostname: "mail.example.org",
       subprogram: ["checkpassword"],
       apop: "off",
+      cramMd5: false,
       stls: "off",
       timeoutSeconds: 1200,
       remoteIp: "unknown",

@@ -230,7 +230,7 @@ describe("other commands", () => {
     expect(result.state.user).toEqual(bin("alice"));
   });
 
-  it.each(["STAT", "LIST", "RETR 1", "USERX alice", "", " USER alice", "AUTH PLAIN", "X\xff"])(
+  it.each(["STAT", "LIST", "RETR 1", "USERX alice", "", " USER alice", "AUTHX PLAIN", "X\xff"])(
     "answers the unknown or out-of-state %j with `-ERR authorization first\\r\\n`",
     (line) => {
       const result = run(plain, [line]);
@@ -392,12 +392,16 @@ describe("authOutcome", () => {
     expect(outcome.reply).toBeUndefined();
   });
 
-  it.each([1, 2, 111])("exit %i: `-ERR authorization failed\\r\\n`, Reject, status 1", (code) => {
-    expect(authOutcome({ kind: "exited", code })).toEqual({ reply: "-ERR authorization failed\r\n", result: "Reject", status: 1 });
+  it.each([1, 2, 100])("exit %i: `-ERR [AUTH] authorization failed\\r\\n`, Reject, status 1", (code) => {
+    expect(authOutcome({ kind: "exited", code })).toEqual({ reply: "-ERR [AUTH] authorization failed\r\n", result: "Reject", status: 1 });
   });
 
-  it("killed by a signal: `-ERR aack, child crashed\\r\\n`, Reject (not Accept), status 1", () => {
-    expect(authOutcome({ kind: "signaled" })).toEqual({ reply: "-ERR aack, child crashed\r\n", result: "Reject", status: 1 });
+  it("exit 111 (temporary): `-ERR [SYS/TEMP] authorization failed\\r\\n`", () => {
+    expect(authOutcome({ kind: "exited", code: 111 })).toEqual({ reply: "-ERR [SYS/TEMP] authorization failed\r\n", result: "Reject", status: 1 });
+  });
+
+  it("killed by a signal: `-ERR [SYS/TEMP] aack, child crashed\\r\\n`, Reject (not Accept), status 1", () => {
+    expect(authOutcome({ kind: "signaled" })).toEqual({ reply: "-ERR [SYS/TEMP] aack, child crashed\r\n", result: "Reject", status: 1 });
   });
 });
 
