@@ -8,10 +8,17 @@ import { LineReader, type LineEvent } from "./core/line-reader.ts";
 import { SASL_RESPONSE_LIMIT } from "./core/sasl.ts";
 import { authOutcome, greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
-import { bytesOf, concatBytes } from "./core/bytes.ts";
+import { bytesOf } from "./core/bytes.ts";
 import { TLS_ANSWER_LIMIT, parseTlsEnvironment, tlsAnswerComplete } from "./core/tls-environment.ts";
 import type { Platform } from "./platform/types.ts";
 import { VERSION } from "./version.ts";
+import { waiterPlan } from "./waiter.ts";
+
+/** The log entry of an authentication, its result still open. */
+function logEntryWithoutResult(config: Config, state: SessionState, action: Extract<Action, { kind: "spawnAuth" }>) {
+  const { result: _open, ...entry } = logEntry(config, state, "Reject", `AUTH::${action.method}`, action.name);
+  return entry;
+}
 
 const LOG_FD = 5;
 
@@ -99,16 +106,14 @@ class Session {
     const tls = this.config.ucspiTls!;
     const deadline = this.deadline();
     if (!(await this.platform.write(tls.control, bytesOf("Y"), deadline))) this.platform.exit(1);
-    const answer: Uint8Array[] = [];
+    const answer = new Uint8Array(TLS_ANSWER_LIMIT);
     let length = 0;
-    const window = new Uint8Array(4096);
-    while (!tlsAnswerComplete(concatBytes(answer))) {
-      const got = await this.platform.readLinePart(tls.control, window, deadline);
-      if (got === "timeout" || got === 0 || length + got > TLS_ANSWER_LIMIT) this.platform.exit(1);
-      answer.push(window.slice(0, got));
+    while (!tlsAnswerComplete(answer.subarray(0, length))) {
+      const got = await this.platform.readLinePart(tls.control, answer.subarray(length), deadline);
+      if (got === "timeout" || got === 0) this.platform.exit(1);
       length += got;
     }
-    this.tlsEnvironment = parseTlsEnvironment(concatBytes(answer));
+    this.tlsEnvironment = parseTlsEnvironment(answer.subarray(0, length));
     this.channel = { input: tls.read, output: tls.write };
   }
 
@@ -116,9 +121,24 @@ class Session {
     const credentials = encodeCheckpasswordInput(action.name, action.secret, this.timestamp);
     action.secret.fill(0);
     const logFd = this.logDescriptor();
+    const env = { ...this.platform.env, ...this.tlsEnvironment };
+    if (this.platform.becomeWaiter !== undefined && this.platform.env.QMAIL_POPUP_NOEXEC === undefined) {
+      // Returns only where exec was not possible; then we wait ourselves.
+      this.platform.becomeWaiter({ input: this.channel.input, output: this.channel.output, credentials, logFd }, (credentialsFd) =>
+        waiterPlan({
+          subprogram: this.config.subprogram,
+          env,
+          input: this.channel.input,
+          output: this.channel.output,
+          credentialsFd,
+          logFd,
+          log: logFd === undefined ? undefined : { pid: this.platform.pid, ...logEntryWithoutResult(this.config, this.state, action) },
+        }),
+      );
+    }
     const result = await this.platform.runSubprogram({
       argv: this.config.subprogram,
-      env: { ...this.platform.env, ...this.tlsEnvironment },
+      env,
       input: this.channel.input,
       output: this.channel.output,
       credentials,
@@ -166,7 +186,8 @@ export async function serve(platform: Platform): Promise<never> {
  * with UCSPITLS=! every login is then refused, never taken in clear.
  */
 async function checkUcspiTls(platform: Platform, config: Config): Promise<Config> {
-  if (config.stls === "off") return config;
+  // On port 995 TLS is already there: STLS is never offered, nothing to check.
+  if (config.stls === "off" || config.implicitTls) return config;
   const tls = config.ucspiTls;
   if (tls !== undefined && [tls.control, tls.read, tls.write].every((fd) => platform.inheritedFd(fd))) return config;
   const problem =

@@ -1,9 +1,9 @@
 // The platform on Bun: descriptor I/O through libc (bun:ffi), the
 // subprogram through Bun's node:child_process, as on Node.
 
-import { dlopen } from "bun:ffi";
+import { dlopen, ptr } from "bun:ffi";
 import { isInheritedDescriptor } from "./descriptors.ts";
-import { LIBC_CANDIDATES, libcDescriptorOps, type Libc } from "./libc.ts";
+import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc } from "./libc.ts";
 import { nodePlatform, statDescriptor } from "./node.ts";
 import type { Platform } from "./types.ts";
 
@@ -13,12 +13,16 @@ const SYMBOLS = {
   write: { args: ["i32", "ptr", "u64"], returns: "i32" },
   recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
+  pipe: { args: ["ptr"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
+  signal: { args: ["i32", "ptr"], returns: "ptr" },
 } as const;
 
-function openLibc(): Libc | undefined {
+function openLibc(): ExecLibc | undefined {
   for (const name of LIBC_CANDIDATES[process.platform] ?? []) {
     try {
-      return dlopen(name, SYMBOLS).symbols as unknown as Libc;
+      return dlopen(name, SYMBOLS).symbols as unknown as ExecLibc;
     } catch {
       // Not this name: try the next.
     }
@@ -35,5 +39,9 @@ export function bunPlatform(): Platform {
     ...base,
     ...io,
     inheritedFd: (fd) => isInheritedDescriptor(fd, statDescriptor),
+    ...(libc && {
+      becomeWaiter: (descriptors, planFor) =>
+        execIntoWaiter(libc, process.platform, (buffer) => BigInt(ptr(buffer)), descriptors, planFor),
+    }),
   };
 }

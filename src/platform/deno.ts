@@ -34,12 +34,14 @@ function openLibc(): Libc {
  * Deno's node:child_process leaks duplicates of numbered stdio entries into
  * the child, so the subprogram is started with plain inheritance through
  * /bin/sh, which puts input, output and fd 2 = output in place and execs.
- * Inherited descriptors (fd 5) pass as they are. sh's own complaint about a
- * missing program must not reach the network: it is checked first, on fd 2.
+ * Inherited descriptors (fd 5, and the UCSPI-TLS ones) pass as they are.
+ * sh's own complaint about a missing program must not reach the network: it
+ * is checked first, and said on fd 2.
  */
 function throughShell(request: SubprogramRequest): SubprogramRequest {
   const script =
-    'command -v "$1" >/dev/null 2>&1 || { echo "qmail-popup: unable to run $1: not found" >&2; exit 111; }; ' +
+    'program=$(command -v "$1"); if [ -z "$program" ] || [ ! -x "$program" ] || [ -d "$program" ]; then ' +
+    'echo "qmail-popup: unable to run $1: not found or not executable" >&2; exit 111; fi; ' +
     `exec "$@" <&${request.input} >&${request.output} 2>&1`;
   return { ...request, argv: ["/bin/sh", "-c", script, "qmail-popup", ...request.argv], passFds: [] };
 }

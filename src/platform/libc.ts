@@ -83,3 +83,109 @@ export function libcDescriptorOps(libc: Libc, nowMs: () => number): LibcDescript
     },
   };
 }
+
+/** What becoming the waiter needs beyond descriptor I/O. */
+export interface ExecLibc extends Libc {
+  pipe(fds: Uint8Array): number;
+  close(fd: number): number;
+  execve(path: Uint8Array, argv: BigUint64Array, envp: BigUint64Array): number;
+  /** signal(2) with SIG_DFL (0) or SIG_IGN (1). */
+  signal(signal: number, handler: number): number;
+}
+
+const F_DUPFD = 0;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK: Readonly<Record<string, number>> = { linux: 0x800, freebsd: 0x4 };
+const SIGPIPE = 13;
+const SIGXFSZ = 25;
+const SIG_DFL = 0;
+const SIG_IGN = 1;
+const encoder = new TextEncoder();
+
+/** The descriptors the waiter script gets; dash names only 0-9. */
+export interface WaiterDescriptors {
+  readonly input: number;
+  readonly output: number;
+  readonly credentials: Uint8Array;
+  readonly logFd: number | undefined;
+}
+
+/**
+ * Puts the credentials in a pipe, makes the descriptors the waiter needs
+ * survive exec (blocking, not close-on-exec), restores the signals the
+ * runtime ignores (the subprogram must not inherit SIGPIPE ignored), and
+ * execs /bin/sh with the plan made for that pipe's number. Returns only on
+ * failure, with the reason; nothing is lost then: the caller runs the
+ * subprogram itself.
+ */
+export function execIntoWaiter(
+  libc: ExecLibc,
+  os: string,
+  addressOf: (buffer: Uint8Array | BigUint64Array) => bigint,
+  descriptors: WaiterDescriptors,
+  planFor: (credentialsFd: number) => { argv: readonly string[]; env: Readonly<Record<string, string>> },
+): string {
+  const { input, output, credentials, logFd } = descriptors;
+  const oneDigit = (fd: number) => fd >= 0 && fd <= 9;
+  if (![input, output, ...(logFd === undefined ? [] : [logFd])].every(oneDigit)) return "a descriptor above 9";
+  const fds = new Uint8Array(8);
+  if (libc.pipe(fds) !== 0) return "pipe failed";
+  const view = new DataView(fds.buffer);
+  let readEnd = view.getInt32(0, true);
+  const writeEnd = view.getInt32(4, true);
+  const reserved = new Set([0, 1, 2, 3, 5, input, output]);
+  if (!oneDigit(readEnd) || reserved.has(readEnd)) {
+    let moved = -1;
+    for (let candidate = 4; candidate <= 9 && moved < 0; candidate++) {
+      if (reserved.has(candidate)) continue;
+      const got = libc.fcntl(readEnd, F_DUPFD, candidate);
+      if (got === candidate) moved = got;
+      else if (got >= 0) libc.close(got);
+    }
+    libc.close(readEnd);
+    if (moved < 0) {
+      libc.close(writeEnd);
+      return "no free descriptor below 10";
+    }
+    readEnd = moved;
+  }
+  // At most a few kilobytes: the pipe takes them without blocking.
+  let written = 0;
+  while (written < credentials.length) {
+    const n = libc.write(writeEnd, credentials.subarray(written), credentials.length - written);
+    if (n <= 0) break;
+    written += n;
+  }
+  libc.close(writeEnd);
+  if (written < credentials.length) {
+    libc.close(readEnd);
+    return "writing the credentials failed";
+  }
+  for (const fd of [2, input, output, readEnd, ...(logFd === undefined ? [] : [logFd])]) libc.fcntl(fd, F_SETFD, 0);
+  const nonBlocking = O_NONBLOCK[os] ?? 0;
+  for (const fd of [input, output]) {
+    const flags = libc.fcntl(fd, F_GETFL, 0);
+    if (flags >= 0 && (flags & nonBlocking) !== 0) libc.fcntl(fd, F_SETFL, flags & ~nonBlocking);
+  }
+  const plan = planFor(readEnd);
+  const keep: Uint8Array[] = [];
+  const cString = (text: string) => {
+    const bytes = encoder.encode(text + "\0");
+    keep.push(bytes);
+    return addressOf(bytes);
+  };
+  const pointers = (strings: readonly string[]) => BigUint64Array.from([...strings.map(cString), 0n]);
+  const argv = pointers(plan.argv);
+  const envp = pointers(Object.entries(plan.env).map(([name, value]) => `${name}=${value}`));
+  libc.signal(SIGPIPE, SIG_DFL);
+  libc.signal(SIGXFSZ, SIG_DFL);
+  libc.execve(encoder.encode("/bin/sh\0"), argv, envp);
+  // Still here: exec failed. Put things back and let the caller wait in-process.
+  libc.signal(SIGPIPE, SIG_IGN);
+  libc.signal(SIGXFSZ, SIG_IGN);
+  libc.close(readEnd);
+  void keep;
+  return "execve /bin/sh failed";
+}

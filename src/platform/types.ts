@@ -3,6 +3,8 @@
 
 import type { Environment } from "../core/config.ts";
 import type { ChildOutcome } from "../core/session.ts";
+import type { WaiterPlan } from "../waiter.ts";
+import type { WaiterDescriptors } from "./libc.ts";
 
 /** A descriptor's identity, as fstat(2) gives it. */
 export interface DescriptorStat {
@@ -44,6 +46,12 @@ export interface Platform {
   write(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean>;
   /** fd is open and was handed to us by our parent (not one the runtime opened for itself). */
   inheritedFd(fd: number): boolean;
+  /**
+   * Where the runtime can exec: becomes the waiter (src/waiter.ts) and does
+   * not return; returns the reason where it could not, and the caller then
+   * waits in-process.
+   */
+  becomeWaiter?(descriptors: WaiterDescriptors, planFor: (credentialsFd: number) => WaiterPlan): string;
   /** Runs the subprogram and waits for it. */
   runSubprogram(request: SubprogramRequest): Promise<SubprogramResult>;
   exit(status: number): never;

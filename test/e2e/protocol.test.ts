@@ -196,6 +196,10 @@ describe.each(variants())("$name", (variant) => {
     expect(text).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] authorization failed\r\n");
     expect(status).toBe("1");
     expect(missing.log).toMatch(/qmail-popup: unable to run \/nonexistent\/checkpassword: /);
+    // A file that is not executable: the same, nothing of a shell's complaint on the wire.
+    const notExecutable = await server({ subprogram: [join(FIXTURES, "not-executable")] });
+    const second = await converse(notExecutable, "USER alice\r\nPASS wonderland\r\n");
+    expect(second.text).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] authorization failed\r\n");
   });
 
   test("UCSPITLS set without sslserver's descriptors: STLS not offered, the reason on fd 2", async () => {
