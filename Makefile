@@ -68,3 +68,10 @@ uninstall:
 
 clean:
 	rm -rf dist
+
+# Startup, session time, sustained rate and memory of every built variant under
+# tcpserver, against a printf floor (issue #7): a table on stdout and
+# dist/bench/*.json. BENCH_QUICK=1 for a short run; the knobs are in scripts/bench.mjs.
+.PHONY: bench
+bench: test-deps all
+	node scripts/bench.mjs
