@@ -17,6 +17,8 @@ const SYMBOLS = {
   close: { args: ["i32"], returns: "i32" },
   execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
   signal: { args: ["i32", "ptr"], returns: "ptr" },
+  dup2: { args: ["i32", "i32"], returns: "i32" },
+  _exit: { args: ["i32"], returns: "void" },
 } as const;
 
 function openLibc(): ExecLibc | undefined {

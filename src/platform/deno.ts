@@ -2,13 +2,18 @@
 // Deno's node:fs cannot reach a raw descriptor above 2 (fd 5, the TLS
 // pipes); the subprogram through Deno's node:child_process.
 
-import { LIBC_CANDIDATES, libcDescriptorOps, type Libc } from "./libc.ts";
+import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc } from "./libc.ts";
 import { nodePlatform, runSubprogram } from "./node.ts";
 import type { Platform, SubprogramRequest } from "./types.ts";
 
 declare const Deno: {
-  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: unknown };
+  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: Record<string, Function> };
   build: { os: string };
+  UnsafePointer: {
+    of(buffer: ArrayBufferView): unknown;
+    value(pointer: unknown): bigint;
+    create(address: bigint): unknown;
+  };
 };
 
 const SYMBOLS = {
@@ -17,12 +22,21 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  pipe: { parameters: ["buffer"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  signal: { parameters: ["i32", "pointer"], result: "pointer" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  _exit: { parameters: ["i32"], result: "void" },
 };
 
-function openLibc(): Libc {
+function openLibc(): ExecLibc {
   for (const name of LIBC_CANDIDATES[Deno.build.os] ?? []) {
     try {
-      return Deno.dlopen(name, SYMBOLS).symbols as Libc;
+      const symbols = Deno.dlopen(name, SYMBOLS).symbols;
+      // signal(2)'s handler is a pointer: SIG_DFL 0 is null, SIG_IGN 1.
+      const signal = (number: number, handler: number) => (symbols.signal!(number, Deno.UnsafePointer.create(BigInt(handler))), 0);
+      return { ...(symbols as unknown as ExecLibc), signal };
     } catch {
       // Not this name: try the next.
     }
@@ -48,7 +62,8 @@ function throughShell(request: SubprogramRequest): SubprogramRequest {
 
 export function denoPlatform(): Platform {
   const base = nodePlatform();
-  const io = libcDescriptorOps(openLibc(), base.nowMs);
+  const libc = openLibc();
+  const io = libcDescriptorOps(libc, base.nowMs);
   return {
     ...base,
     readLinePart: io.readLinePart,
@@ -56,6 +71,8 @@ export function denoPlatform(): Platform {
     // Deno marks its own descriptors close-on-exec and leaves inherited ones alone,
     // so the flag tells them apart, and an inherited fd 5 reaches the subprogram as is.
     inheritedFd: io.openWithoutCloseOnExec,
+    becomeWaiter: (descriptors, planFor) =>
+      execIntoWaiter(libc, Deno.build.os, (buffer) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)), descriptors, planFor),
     runSubprogram: (request) => runSubprogram(throughShell(request), ["inherit", "inherit", "inherit", "pipe"]),
   };
 }

@@ -91,9 +91,10 @@ export interface ExecLibc extends Libc {
   execve(path: Uint8Array, argv: BigUint64Array, envp: BigUint64Array): number;
   /** signal(2) with SIG_DFL (0) or SIG_IGN (1). */
   signal(signal: number, handler: number): number;
+  dup2(from: number, to: number): number;
+  _exit(status: number): never;
 }
 
-const F_DUPFD = 0;
 const F_SETFD = 2;
 const F_GETFL = 3;
 const F_SETFL = 4;
@@ -136,18 +137,27 @@ export function execIntoWaiter(
   let readEnd = view.getInt32(0, true);
   const writeEnd = view.getInt32(4, true);
   const reserved = new Set([0, 1, 2, 3, 5, input, output]);
+  // Where the runtime holds every number below 10 (Deno does), one of its
+  // own close-on-exec descriptors is replaced: exec would close it anyway.
+  // Past that point a failed exec cannot hand back to the runtime.
+  let pointOfNoReturn = false;
   if (!oneDigit(readEnd) || reserved.has(readEnd)) {
     let moved = -1;
     for (let candidate = 4; candidate <= 9 && moved < 0; candidate++) {
-      if (reserved.has(candidate)) continue;
-      const got = libc.fcntl(readEnd, F_DUPFD, candidate);
-      if (got === candidate) moved = got;
-      else if (got >= 0) libc.close(got);
+      if (reserved.has(candidate) || libc.fcntl(candidate, F_GETFD, 0) >= 0) continue;
+      if (libc.dup2(readEnd, candidate) === candidate) moved = candidate;
+    }
+    for (let candidate = 9; candidate >= 4 && moved < 0; candidate--) {
+      if (reserved.has(candidate) || (libc.fcntl(candidate, F_GETFD, 0) & FD_CLOEXEC) === 0) continue;
+      if (libc.dup2(readEnd, candidate) === candidate) {
+        moved = candidate;
+        pointOfNoReturn = true;
+      }
     }
     libc.close(readEnd);
     if (moved < 0) {
       libc.close(writeEnd);
-      return "no free descriptor below 10";
+      return "no descriptor below 10 to use";
     }
     readEnd = moved;
   }
@@ -182,6 +192,12 @@ export function execIntoWaiter(
   libc.signal(SIGPIPE, SIG_DFL);
   libc.signal(SIGXFSZ, SIG_DFL);
   libc.execve(encoder.encode("/bin/sh\0"), argv, envp);
+  if (pointOfNoReturn) {
+    // The runtime lost a descriptor of its own: say so as a temporary failure and go.
+    const reply = encoder.encode("-ERR [SYS/TEMP] authorization failed\r\n");
+    libc.write(output, reply, reply.length);
+    libc._exit(1);
+  }
   // Still here: exec failed. Put things back and let the caller wait in-process.
   libc.signal(SIGPIPE, SIG_IGN);
   libc.signal(SIGXFSZ, SIG_IGN);

@@ -26,6 +26,10 @@ const ALL_VARIANTS: Variant[] = [
   { name: "node", command: [process.execPath, join(ROOT, "dist/qmail-popup-node.mjs")] },
   { name: "bun-source", command: [join(BIN, "bun"), join(ROOT, "src/entry/bun.ts")] },
   { name: "deno", command: [join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")] },
+  {
+    name: "deno-noexec",
+    command: ["/usr/bin/env", "QMAIL_POPUP_NOEXEC=1", join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")],
+  },
 ];
 
 /** QMAIL_POPUP_VARIANTS=node,deno narrows the matrix (for a quick local run). */
