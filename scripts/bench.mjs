@@ -35,6 +35,10 @@
 //   node    node dist/qmail-popup-node.mjs      (the node that runs this script)
 //   deno    deno run -A --no-config --quiet dist/qmail-popup-deno.mjs
 //   sea     dist/qmail-popup-node-linux-<arch>  (Node single executable, if built)
+//   bun-hello, node-hello, deno-hello   runtime floors: scripts/bench-fixtures/hello.mjs
+//           (greet, one read, exit) under bun, node and deno run: what the runtime
+//           costs before any of qmail-popup; greeting, rate and idle memory only.
+//           BENCH_RUNTIME_FLOORS=0 leaves them out.
 //   ref     a C qmail-popup, run as `qmail-popup hostname subprogram`: $QMAIL_POPUP_REF,
 //           else the first of dist/bench/ref/{var/qmail/bin,usr/sbin,usr/bin,}/qmail-popup.
 //           Debian would give one with
@@ -65,7 +69,7 @@ import {
   realpathSync, statSync, writeFileSync,
 } from "node:fs";
 import { createServer, connect } from "node:net";
-import { arch, cpus, release } from "node:os";
+import { arch, cpus, loadavg, release } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -98,6 +102,7 @@ const config = {
   settleMs: intEnv("BENCH_SETTLE_MS", 500, 300),
   connectionTimeoutMs: intEnv("BENCH_TIMEOUT_MS", 30_000, 30_000),
   fixtures: env.BENCH_FIXTURES || "c",
+  runtimeFloors: env.BENCH_RUNTIME_FLOORS !== "0",
   variants: env.BENCH_VARIANTS ? env.BENCH_VARIANTS.split(",").map((s) => s.trim()).filter(Boolean) : undefined,
 };
 
@@ -604,6 +609,8 @@ function defineVariants(fx) {
   const hostArch = arch() === "arm64" ? "arm64" : "x64";
   const sea = join(DIST, `qmail-popup-node-linux-${hostArch}`);
   const ref = referenceBinary();
+  const bun = join(ROOT, "node_modules/.bin/bun");
+  const hello = join(FIXTURE_SRC, "hello.mjs");
   const all = [
     { id: "floor", floor: true, label: "floor: printf '+OK\\r\\n'", argv: ["/usr/bin/printf", "+OK\\r\\n"], runs: "/usr/bin/printf" },
     { id: "bun", label: "dist/qmail-popup (bun --compile)", argv: [join(DIST, "qmail-popup"), ...args], runs: join(DIST, "qmail-popup") },
@@ -611,11 +618,16 @@ function defineVariants(fx) {
     { id: "deno", label: "deno run dist/qmail-popup-deno.mjs", argv: [deno, "run", "-A", "--no-config", "--quiet", join(DIST, "qmail-popup-deno.mjs"), ...args], runs: join(DIST, "qmail-popup-deno.mjs"), runtime: deno },
     { id: "sea", label: `dist/qmail-popup-node-linux-${hostArch} (SEA)`, argv: [sea, ...args], runs: sea },
     { id: "ref", label: `C qmail-popup ${ref ? relative(ROOT, ref) || ref : ""}`, argv: ref ? [ref, HOSTNAME, ...subprogram] : [], runs: ref },
+    // What each runtime costs before qmail-popup's code: greet, one read, exit.
+    { id: "bun-hello", hello: true, label: "runtime floor: bun hello.mjs", argv: [bun, hello], runs: hello, runtime: bun },
+    { id: "node-hello", hello: true, label: "runtime floor: node hello.mjs", argv: [process.execPath, hello], runs: hello, runtime: process.execPath },
+    { id: "deno-hello", hello: true, label: "runtime floor: deno run hello.mjs", argv: [deno, "run", "-A", "--no-config", "--quiet", hello], runs: hello, runtime: deno },
   ];
   const chosen = [];
   const skipped = [];
   for (const variant of all) {
     if (config.variants && !variant.floor && !config.variants.includes(variant.id)) continue;
+    if (variant.hello && !config.runtimeFloors && !config.variants?.includes(variant.id)) continue;
     const missing = [variant.runs, variant.runtime].filter((path) => path !== undefined).find((path) => !existsSync(path));
     if (variant.runs === undefined) skipped.push({ id: variant.id, why: "no C qmail-popup: set QMAIL_POPUP_REF or put one in dist/bench/ref/" });
     else if (missing !== undefined) skipped.push({ id: variant.id, why: `${relative(ROOT, missing) || missing} is missing${variant.id === "sea" ? "" : " (make all)"}` });
@@ -650,6 +662,7 @@ function progress(text) {
 }
 
 function progressDone(text) {
+  if (interrupted) return;
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K`);
   process.stderr.write(`${text}\n`);
 }
@@ -812,9 +825,11 @@ async function main() {
   const fx = fixtures();
   const { chosen, skipped } = defineVariants(fx);
   for (const skip of skipped) process.stderr.write(`bench: skipping ${skip.id}: ${skip.why}\n`);
-  const estimate = (config.warmup + config.greetings) * chosen.length * 0.04 + (config.warmup + config.sessions) * (chosen.length - 1) * 0.06 + config.rateSeconds * chosen.length + 2 * chosen.length * (config.held * 0.1 + config.settleMs / 1000);
+  const estimate = (config.warmup + config.greetings) * chosen.length * 0.04 + (config.warmup + config.sessions) * chosen.filter((v) => !v.floor && !v.hello).length * 0.06 + config.rateSeconds * chosen.length + 2 * chosen.length * (config.held * 0.1 + config.settleMs / 1000);
   process.stderr.write(`bench: ${chosen.map((v) => v.id).join(", ")}; ${config.fixtures === "c" && fx.kind === "c" ? "C" : "sh"} fixtures; about ${Math.ceil(estimate / 10) * 10} s\n`);
 
+  const loadBefore = loadavg();
+  if (loadBefore[0] > cpus().length / 2) process.stderr.write(`bench: the machine is busy (load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}): absolute numbers will be noisy\n`);
   const runs = [];
   for (const variant of chosen) {
     const server = new TcpServer(variant);
@@ -836,15 +851,16 @@ async function main() {
   const results = new Map(working.map((run) => [run.variant.id, { id: run.variant.id, label: run.variant.label, argv: run.variant.argv }]));
 
   const greeting = await interleaved("greeting", working, config.greetings, (run) => greetingOnce(run.variant, run.server.port));
-  const sessionRuns = working.filter((run) => !run.variant.floor);
+  const sessionRuns = working.filter((run) => !run.variant.floor && !run.variant.hello);
   const session = sessionRuns.length ? await interleaved("session", sessionRuns, config.sessions, (run) => sessionOnce(run.server.port)) : undefined;
   const rate = config.rateSeconds > 0 ? await ratePhase(working) : undefined;
   const memory = new Map();
   if (config.held > 0) {
-    for (const run of sessionRuns) {
+    for (const run of working.filter((run) => !run.variant.floor)) {
       if (interrupted) break;
       progress(`memory: ${run.variant.id}`);
-      memory.set(run.variant.id, { idle: await memoryOf(run, false), loggedIn: await memoryOf(run, true) });
+      const idle = await memoryOf(run, false);
+      memory.set(run.variant.id, run.variant.hello ? { idle } : { idle, loggedIn: await memoryOf(run, true) });
     }
     progressDone(`memory: ${config.held} connections held per variant`);
   }
@@ -900,7 +916,8 @@ async function main() {
   );
   const cpuModel = cpus()[0]?.model ?? "?";
   const when = new Date();
-  console.log(`qmail-popup bench ${when.toISOString()}  ${cpus().length} x ${cpuModel}  Linux ${release()}`);
+  const loadAfter = loadavg();
+  console.log(`qmail-popup bench ${when.toISOString()}  ${cpus().length} x ${cpuModel}  Linux ${release()}  load ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after`);
   console.log(
     `greeting: ${config.greetings} rounds (+${config.warmup} warm-up); session: ${config.sessions} rounds, ${fx.kind} fixtures; ` +
       `rate: ${config.rateSeconds} s per variant at concurrency ${config.concurrency}; memory: ${config.held} held connections`,
@@ -930,7 +947,7 @@ async function main() {
 
   const report = {
     date: when.toISOString(),
-    machine: { cpus: cpus().length, cpu: cpuModel, kernel: release(), arch: arch() },
+    machine: { cpus: cpus().length, cpu: cpuModel, kernel: release(), arch: arch(), load_before: loadBefore, load_after: loadAfter },
     versions: versions(chosen),
     config: { ...config, fixtures: fx.kind, clk_tck: CLK_TCK },
     floor: "floor",
