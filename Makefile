@@ -2,18 +2,47 @@
 #   make            dist/qmail-popup (Bun-compiled for this host) and the Node and Deno bundles
 #   make test       everything: installs what the tests need, builds, runs them
 #   make demo       a POP3 service on 127.0.0.1:11110 with a demo user
-#   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail)
+#   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from an already built
+#                   binary: needs neither Node nor node_modules (QMAIL_POPUP_BINARY= picks
+#                   another artifact, e.g. dist/qmail-popup-bun-linux-arm64)
+#   make dist       the release matrix: dist/qmail-popup-<runtime>-<os>-<arch>, dist/SHA256SUMS
+#   make dist-ci    the part of the matrix `make test` builds and tests
+#   make deb        dist/qmail-popup_<version>_amd64.deb (DEB_ARCH=arm64 for arm64)
+#   make freebsd-port  dist/freebsd-port/: the port skeleton with its distinfo
+#   make check-reproducible  builds the matrix twice and compares
+#   make check-versions      src/version.ts, package.json, the man page and packaging agree
 
-PREFIX ?= /var/qmail
-BINDIR ?= $(PREFIX)/bin
-MANDIR ?= $(PREFIX)/man
+# Plain `=`: a PREFIX in the environment (some build environments set one) must
+# not move qmail; give PREFIX= on the command line instead.
+PREFIX = /var/qmail
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/man
 DESTDIR ?=
+QMAIL_POPUP_BINARY = dist/qmail-popup
 
 BIN := node_modules/.bin
 SOURCES := $(shell find src -name '*.ts') package.json
-BUN_FLAGS := --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig
+VERSION := $(shell sed -n 's/^export const VERSION = "\(.*\)";$$/\1/p' src/version.ts)
+# The banner puts "qmail-popup VERSION" in every binary where strings(1) finds it:
+# the minifier keeps /*! comments, while the usage line's ${VERSION} is not folded.
+BANNER := /*! qmail-popup $(VERSION) */
+BUN_FLAGS := --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig --banner='$(BANNER)'
 
-.PHONY: all test unit e2e deps test-deps demo install install-bin uninstall clean typecheck
+# The release matrix. Runtimes come from the npm registry at build time, pinned
+# with their integrity in scripts/runtimes.lock (scripts/fetch-runtime), into a
+# cache that `make clean` keeps.
+RUNTIMES := node_modules/.cache/qmail-popup-runtimes
+BUN_TARGETS := linux-x64 linux-x64-baseline linux-x64-musl linux-arm64 linux-arm64-musl freebsd-x64 freebsd-arm64
+SEA_ARCHS := x64 arm64
+DIST_BINARIES := $(BUN_TARGETS:%=dist/qmail-popup-bun-%) $(SEA_ARCHS:%=dist/qmail-popup-node-linux-%)
+HOST_ARCH := $(shell uname -m | sed -e 's/^x86_64$$/x64/' -e 's/^aarch64$$/arm64/')
+# The node that runs `--build-sea`: the pinned Node of this host's architecture.
+SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
+# Bun names its targets arm64, its npm packages aarch64.
+bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
+
+.PHONY: all test unit e2e deps test-deps demo install install-bin install-man uninstall clean typecheck
+.PHONY: dist dist-ci dist-test-deps deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
 
@@ -23,7 +52,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json
 
-dist/qmail-popup: node_modules/.package-lock.json $(SOURCES)
+dist/qmail-popup: node_modules/.package-lock.json $(SOURCES) Makefile
 	@mkdir -p dist
 	$(BIN)/bun build --compile $(BUN_FLAGS) --outfile=$@ src/entry/bun.ts
 
@@ -44,7 +73,16 @@ test-deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
-test: test-deps all typecheck
+# What test/e2e/binaries.test.ts and install.test.ts use to look into the
+# artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
+dist-test-deps:
+	@missing=; for p in binutils file dpkg lintian groff; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+test: test-deps dist-test-deps all typecheck dist-ci
 	$(BIN)/vitest run
 
 unit: deps
@@ -53,11 +91,88 @@ unit: deps
 demo: test-deps all
 	sh scripts/demo
 
+# --- release matrix ------------------------------------------------------------
+
+dist: dist/SHA256SUMS
+
+# The host binary, one cross-built binary, the host's Node SEA and the .deb:
+# what test/e2e/binaries.test.ts and install.test.ts require.
+dist-ci: dist/qmail-popup dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-node-linux-$(HOST_ARCH) deb
+
+dist/SHA256SUMS: $(DIST_BINARIES) dist/qmail-popup.8
+	cd dist && sha256sum $(notdir $^) > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS
+
+dist/qmail-popup.8: man/qmail-popup.8
+	@mkdir -p dist
+	cp man/qmail-popup.8 $@
+
+$(RUNTIMES)/@oven/%/bin/bun: scripts/runtimes.lock
+	sh scripts/fetch-runtime @oven/$* $(RUNTIMES) >/dev/null
+
+$(RUNTIMES)/node-linux-%/bin/node: scripts/runtimes.lock
+	sh scripts/fetch-runtime node-linux-$* $(RUNTIMES) >/dev/null
+
+# The fetched runtimes are a cache, not intermediates for make to delete.
+.PRECIOUS: $(RUNTIMES)/@oven/%/bin/bun $(RUNTIMES)/node-linux-%/bin/node
+
+.SECONDEXPANSION:
+
+# Every Bun binary is compiled as .../qmail-popup and renamed: the output name is
+# embedded (/$bunfs/root/NAME), so all of them, and dist/qmail-popup, carry the same.
+dist/qmail-popup-bun-%: node_modules/.package-lock.json $(SOURCES) Makefile $(RUNTIMES)/$$(call bun_package,$$*)/bin/bun
+	@mkdir -p dist/.build/bun-$*
+	$(BIN)/bun build --compile $(BUN_FLAGS) --target=bun-$* \
+	  --compile-executable-path=$(RUNTIMES)/$(call bun_package,$*)/bin/bun \
+	  --outfile=dist/.build/bun-$*/qmail-popup src/entry/bun.ts
+	mv dist/.build/bun-$*/qmail-popup $@
+
+# A Node SEA's main script must be CommonJS.
+dist/.build/qmail-popup-node.cjs: node_modules/.package-lock.json $(SOURCES) Makefile
+	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=cjs --target=node26 --banner:js='$(BANNER)' --log-level=warning --outfile=$@
+
+# V8's code cache is only valid for the V8 that made it: on for the host's own
+# architecture, off for the cross-built one.
+dist/qmail-popup-node-linux-%: dist/.build/qmail-popup-node.cjs $(RUNTIMES)/node-linux-%/bin/node $(SEA_BUILDER) scripts/build-sea
+	sh scripts/build-sea $(SEA_BUILDER) $(RUNTIMES)/node-linux-$*/bin/node $< $@ $(if $(filter $*,$(HOST_ARCH)),true,false)
+
+# --- packages ------------------------------------------------------------------
+
+# amd64 uses the baseline x86-64 build: Debian's amd64 does not assume AVX2.
+DEB_ARCH = amd64
+DEB_BINARY_amd64 = dist/qmail-popup-bun-linux-x64-baseline
+DEB_BINARY_arm64 = dist/qmail-popup-bun-linux-arm64
+DEB := dist/qmail-popup_$(VERSION)_$(DEB_ARCH).deb
+# xz -1: 45 MB in about 6 s; the default xz -6 saves 5 MB for 40 s more on two
+# cores. A release can give DEB_COMPRESSION='-Zxz -z9'.
+DEB_COMPRESSION = -Zxz -z1
+
+deb: $(DEB)
+
+$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
+	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_BINARY_$(DEB_ARCH)) $@
+
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8
+	sh packaging/freebsd/make-port dist dist/freebsd-port
+
+check-reproducible:
+	sh scripts/check-reproducible
+
+check-versions:
+	sh scripts/check-versions
+
+# --- install -------------------------------------------------------------------
+# No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_BINARY),
+# so it runs on a host without Node. The binary goes in under a temporary name
+# and is renamed over the old one: tcpserver starting a connection meanwhile
+# executes either the old binary or the new one, never a partial file.
+
 install: install-bin install-man
 
 install-bin:
+	@test -f $(QMAIL_POPUP_BINARY) || { echo "$(QMAIL_POPUP_BINARY) is missing: build it first (make), or give QMAIL_POPUP_BINARY=" >&2; exit 1; }
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 755 dist/qmail-popup $(DESTDIR)$(BINDIR)/qmail-popup
+	install -m 755 $(QMAIL_POPUP_BINARY) $(DESTDIR)$(BINDIR)/.qmail-popup.new
+	mv -f $(DESTDIR)$(BINDIR)/.qmail-popup.new $(DESTDIR)$(BINDIR)/qmail-popup
 
 install-man:
 	install -d $(DESTDIR)$(MANDIR)/man8
