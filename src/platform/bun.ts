@@ -3,7 +3,7 @@
 
 import { dlopen, ptr } from "bun:ffi";
 import { isInheritedDescriptor } from "./descriptors.ts";
-import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc } from "./libc.ts";
+import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc, type LibcDescriptorOps } from "./libc.ts";
 import { nodePlatform, statDescriptor } from "./node.ts";
 import type { Platform } from "./types.ts";
 
@@ -34,16 +34,27 @@ function openLibc(): ExecLibc | undefined {
 
 export function bunPlatform(): Platform {
   const base = nodePlatform();
-  const libc = openLibc();
-  // Without libc (an unknown system), Node's thread-pool reads still work in Bun.
-  const io = libc === undefined ? {} : libcDescriptorOps(libc, base.nowMs);
+  // libc is bound on first use, after the greeting: bun:ffi compiles a
+  // trampoline per symbol, and the greeting must not wait for that.
+  let bound: { libc: ExecLibc; io: LibcDescriptorOps } | null | undefined;
+  const bind = () => {
+    if (bound === undefined) {
+      const libc = openLibc();
+      bound = libc === undefined ? null : { libc, io: libcDescriptorOps(libc, base.nowMs) };
+    }
+    return bound;
+  };
   return {
     ...base,
-    ...io,
+    // Without libc (an unknown system), Node's way still works in Bun.
+    readLinePart: (fd, buffer, deadlineMs) => (bind()?.io ?? base).readLinePart(fd, buffer, deadlineMs),
+    // The greeting goes out through node:fs; everything after, through libc.
+    write: (fd, bytes, deadlineMs) => (bound ? bound.io : base).write(fd, bytes, deadlineMs),
     inheritedFd: (fd) => isInheritedDescriptor(fd, statDescriptor),
-    ...(libc && {
-      becomeWaiter: (descriptors, planFor) =>
-        execIntoWaiter(libc, process.platform, (buffer) => BigInt(ptr(buffer)), descriptors, planFor),
-    }),
+    becomeWaiter: (descriptors, planFor) => {
+      const libc = bind()?.libc;
+      if (libc === undefined) return "no libc";
+      return execIntoWaiter(libc, process.platform, (buffer) => BigInt(ptr(buffer)), descriptors, planFor);
+    },
   };
 }

@@ -5,9 +5,8 @@
 // follows PASS belongs to the subprogram) and leave the shared socket
 // non-blocking, which qmail-pop3d does not survive.
 
-import { spawn } from "node:child_process";
+import type { Socket } from "node:net";
 import { fstatSync, readSync, writeSync } from "node:fs";
-import { Socket } from "node:net";
 import { isInheritedDescriptor } from "./descriptors.ts";
 import type { DescriptorStat, Platform, SubprogramRequest, SubprogramResult } from "./types.ts";
 
@@ -30,9 +29,11 @@ function isAgain(error: unknown): boolean {
  * fds 0-2, and that is the same open file.
  */
 const madeNonBlocking = new Set<number>();
-function makeNonBlocking(fd: number): void {
+async function makeNonBlocking(fd: number): Promise<void> {
   if (madeNonBlocking.has(fd)) return;
   madeNonBlocking.add(fd);
+  // Imported when first needed: loading node:net costs the greeting a millisecond or two.
+  const { Socket } = await import("node:net");
   try {
     new Socket({ fd, readable: false, writable: false, manualStart: true } as never);
   } catch {
@@ -55,8 +56,8 @@ async function retryUntil(deadlineMs: number, attempt: () => number): Promise<nu
 }
 
 /** One byte at a time: Node cannot look ahead for the LF without consuming it. */
-export function readOneByte(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
-  makeNonBlocking(fd);
+export async function readOneByte(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
+  await makeNonBlocking(fd);
   return retryUntil(deadlineMs, () => readSync(fd, buffer, 0, 1, null));
 }
 
@@ -93,10 +94,12 @@ export function statDescriptor(fd: number): DescriptorStat | undefined {
  * passed descriptors at their own numbers. Every other descriptor is
  * close-on-exec in Node and Bun, so nothing of the runtime's leaks.
  */
-export function runSubprogram(
+export async function runSubprogram(
   request: SubprogramRequest,
   stdio: (number | "pipe" | "ignore" | "inherit")[] = [request.input, request.output, request.output, "pipe"],
 ): Promise<SubprogramResult> {
+  // Imported when first needed, after the greeting.
+  const { spawn } = await import("node:child_process");
   return new Promise((resolve) => {
     for (const fd of request.passFds) {
       while (stdio.length < fd) stdio.push("ignore");
