@@ -1,0 +1,352 @@
+// The release binaries of `make dist` (issue #3): what each one is (ELF class,
+// machine, OS/ABI, interpreter), that it holds the compiled program and not a
+// plain runtime, that the ones this host can run (directly, or under qemu-user
+// where it is installed) greet, that they need no Node/Bun/Deno on the host,
+// and that nothing in the working directory or the environment loads code into
+// them.
+//
+// `make test` builds the CI part of the matrix (make dist-ci): dist/qmail-popup,
+// dist/qmail-popup-bun-freebsd-x64 and this host's Node SEA; those must exist.
+// The rest (make dist) is checked where it has been built.
+
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer, connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT, tempDir } from "./harness.ts";
+
+const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
+const HOST_ARCH = process.arch;
+const DIST = join(ROOT, "dist");
+
+type Arch = "x64" | "arm64";
+interface Artifact {
+  readonly name: string;
+  readonly arch: Arch;
+  readonly os: "linux" | "freebsd";
+  readonly interpreter: string;
+  /** `make dist-ci` builds it, so `make test` requires it. */
+  readonly ci: boolean;
+}
+
+const INTERPRETER = {
+  "linux-x64": "/lib64/ld-linux-x86-64.so.2",
+  "linux-arm64": "/lib/ld-linux-aarch64.so.1",
+  "linux-x64-musl": "/lib/ld-musl-x86_64.so.1",
+  "linux-arm64-musl": "/lib/ld-musl-aarch64.so.1",
+  freebsd: "/libexec/ld-elf.so.1",
+};
+
+const MATRIX: readonly Artifact[] = [
+  { name: "qmail-popup", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64"], ci: true },
+  { name: "qmail-popup-bun-linux-x64", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64"], ci: false },
+  { name: "qmail-popup-bun-linux-x64-baseline", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64"], ci: false },
+  { name: "qmail-popup-bun-linux-x64-musl", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64-musl"], ci: false },
+  { name: "qmail-popup-bun-linux-arm64", arch: "arm64", os: "linux", interpreter: INTERPRETER["linux-arm64"], ci: false },
+  { name: "qmail-popup-bun-linux-arm64-musl", arch: "arm64", os: "linux", interpreter: INTERPRETER["linux-arm64-musl"], ci: false },
+  { name: "qmail-popup-bun-freebsd-x64", arch: "x64", os: "freebsd", interpreter: INTERPRETER.freebsd, ci: true },
+  { name: "qmail-popup-bun-freebsd-arm64", arch: "arm64", os: "freebsd", interpreter: INTERPRETER.freebsd, ci: false },
+  { name: "qmail-popup-node-linux-x64", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64"], ci: HOST_ARCH === "x64" },
+  { name: "qmail-popup-node-linux-arm64", arch: "arm64", os: "linux", interpreter: INTERPRETER["linux-arm64"], ci: HOST_ARCH === "arm64" },
+];
+
+const HOST_BINARY = join(DIST, "qmail-popup");
+const HOST_SEA = join(DIST, `qmail-popup-node-linux-${HOST_ARCH}`);
+
+const pathOf = (artifact: Artifact) => join(DIST, artifact.name);
+const built = (artifact: Artifact) => existsSync(pathOf(artifact));
+
+function run(command: string, args: readonly string[], options: { input?: string; env?: Record<string, string>; cwd?: string } = {}): SpawnSyncReturns<string> {
+  const result = spawnSync(command, args, {
+    input: options.input ?? "",
+    env: options.env ?? { PATH: "/usr/bin:/bin" },
+    cwd: options.cwd,
+    encoding: "latin1",
+    timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw result.error;
+  return result;
+}
+
+function tool(name: string): boolean {
+  return run("/bin/sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+/** How this host runs an artifact: directly, under qemu-user, or not at all (and why). */
+function launcher(artifact: Artifact): { prefix: string[] } | { reason: string } {
+  if (artifact.os !== "linux") return { reason: "FreeBSD binary" };
+  if (artifact.interpreter.includes("musl")) return { reason: "musl binary: needs musl's libstdc++ and libgcc (Alpine), not on Debian" };
+  if (artifact.arch === HOST_ARCH) return { prefix: [] };
+  if (artifact.arch === "arm64" && tool("qemu-aarch64") && existsSync("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1")) {
+    if (artifact.name.includes("-node-") && !existsSync("/usr/aarch64-linux-gnu/lib/libatomic.so.1"))
+      return { reason: "no arm64 libatomic (libatomic1-arm64-cross)" };
+    return { prefix: ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"] };
+  }
+  return { reason: "no qemu-user for this architecture (make dist-emulators)" };
+}
+
+const table = new Map<string, { size: number; ran: string }>();
+afterAll(() => {
+  if (table.size === 0) return;
+  const ordered = MATRIX.flatMap((artifact) => (table.has(artifact.name) ? [[artifact.name, table.get(artifact.name)!] as const] : []));
+  const rows = ordered.map(([name, { size, ran }]) => `  ${name.padEnd(36)} ${(size / 1e6).toFixed(1).padStart(7)} MB  ${ran}`);
+  console.log(`release binaries in dist/ (qmail-popup ${VERSION}):\n${rows.join("\n")}`);
+});
+
+const DIALOGUE = "CAPA\r\nQUIT\r\n";
+/** The reference dialogue: dist/qmail-popup on a pipe. */
+let reference: string | undefined;
+function referenceOutput(): string {
+  if (reference === undefined) {
+    const result = run(HOST_BINARY, ["mail.test", "/bin/true"], { input: DIALOGUE });
+    expect(result.status).toBe(0);
+    reference = result.stdout;
+  }
+  return reference;
+}
+
+describe("the CI part of the matrix is built", () => {
+  for (const artifact of MATRIX.filter((a) => a.ci)) {
+    it(`dist/${artifact.name} exists (make dist-ci)`, () => {
+      expect(built(artifact), `dist/${artifact.name} is missing: run make dist-ci`).toBe(true);
+    });
+  }
+});
+
+describe.each(MATRIX.map((artifact) => [artifact.name, artifact] as const))("dist/%s", (_name, artifact) => {
+  const path = pathOf(artifact);
+  const present = built(artifact);
+
+  it.skipIf(!present)("is a 64-bit ELF executable for its machine and OS, with its interpreter", () => {
+    const header = run("readelf", ["-h", path]).stdout;
+    expect(header).toMatch(/Class:\s+ELF64/);
+    expect(header).toMatch(/Type:\s+EXEC/);
+    expect(header).toMatch(artifact.arch === "x64" ? /Machine:\s+Advanced Micro Devices X86-64/ : /Machine:\s+AArch64/);
+    expect(header).toMatch(artifact.os === "freebsd" ? /OS\/ABI:\s+UNIX - FreeBSD/ : /OS\/ABI:\s+UNIX - (System V|GNU)/);
+    const description = run("file", ["-b", path]).stdout;
+    expect(description).toMatch(artifact.arch === "x64" ? /x86-64/ : /aarch64/);
+    if (artifact.os === "freebsd") expect(description).toMatch(/for FreeBSD \d+/);
+    else expect(description).not.toMatch(/FreeBSD/);
+    const segments = run("readelf", ["-l", "-W", path]).stdout;
+    expect(segments).toContain(`[Requesting program interpreter: ${artifact.interpreter}]`);
+  });
+
+  it.skipIf(!present)(`holds the compiled program (strings finds "qmail-popup ${VERSION}"), not a plain runtime`, () => {
+    const found = run("/bin/sh", ["-c", 'strings -a -n 12 "$1" | grep -F -e "$2" -e "$3" | sort -u', "sh", path, `qmail-popup ${VERSION}`, "-ERR usage: qmail-popup hostname subprogram"]).stdout;
+    expect(found).toContain(`/*! qmail-popup ${VERSION} */`);
+    expect(found).toContain("-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ");
+    const size = statSync(path).size;
+    // A runtime and a 20 kB program: anything much smaller is not a compiled binary.
+    expect(size).toBeGreaterThan(50e6);
+    table.set(artifact.name, { size, ran: table.get(artifact.name)?.ran ?? "" });
+  });
+
+  const how = launcher(artifact);
+  it.skipIf(!present || !("prefix" in how))(`greets and answers like dist/qmail-popup (${"prefix" in how ? (how.prefix[0] ?? "directly") : how.reason})`, () => {
+    const prefix = "prefix" in how ? how.prefix : [];
+    const [command, ...args] = [...prefix, path];
+    const result = run(command!, [...args, "mail.test", "/bin/true"], { input: DIALOGUE });
+    // Nothing on stderr: a rejected V8 code cache, for one, warns there.
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.stdout.startsWith("+OK\r\n")).toBe(true);
+    expect(result.stdout.endsWith("+OK \r\n")).toBe(true);
+    expect(result.stdout).toBe(referenceOutput());
+    const usage = run(command!, args);
+    expect(usage.status).toBe(1);
+    expect(usage.stdout).toBe(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`);
+    const entry = table.get(artifact.name);
+    if (entry) entry.ran = prefix.length ? `ran under ${prefix[0]}` : "ran here";
+  }, 240_000);
+  if (present && !("prefix" in how) && !table.has(artifact.name)) {
+    table.set(artifact.name, { size: statSync(path).size, ran: `not run: ${how.reason}` });
+  }
+
+  if (artifact.name === "qmail-popup-bun-linux-x64-baseline") {
+    const emulated = present && HOST_ARCH === "x64" && tool("qemu-x86_64");
+    it.skipIf(!emulated)("runs on a CPU without AVX (qemu-x86_64 -cpu Nehalem)", () => {
+      const result = run("qemu-x86_64", ["-cpu", "Nehalem", path, "mail.test", "/bin/true"], { input: DIALOGUE });
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(referenceOutput());
+    }, 240_000);
+  }
+});
+
+// --- no Node, Bun or Deno on the host; fd 0 and 1 a socket ----------------------
+
+/** A connected pair of loopback sockets: [the end given to the child, ours]. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((done) => server.once("connection", done));
+  const ours = connect(port, "127.0.0.1");
+  await new Promise<void>((connected) => ours.once("connect", connected));
+  const theirs = await accepted;
+  server.close();
+  return [theirs, ours];
+}
+
+/**
+ * In a private mount namespace, hides whatever node/bun/deno/nodejs /usr/bin
+ * and /bin hold (this machine's own Node.js among them), checks with
+ * `command -v` under PATH=/usr/bin:/bin that none is left, then execs the
+ * binary with fd 0 and 1 on a socket and an environment of PATH alone.
+ */
+const NO_RUNTIME_SCRIPT = `
+for name in node nodejs bun deno; do
+  for dir in /usr/bin /bin; do
+    if [ -e "$dir/$name" ]; then mount --bind /dev/null "$dir/$name" || exit 97; fi
+  done
+done
+command -v sh >/dev/null || exit 96
+for name in node bun deno; do
+  if command -v "$name" >/dev/null 2>&1; then echo "still on PATH: $(command -v "$name")" >&2; exit 98; fi
+done
+echo "PATH=$PATH: command -v node, bun, deno all fail" >&2
+exec "$1" mail.test /bin/true
+`;
+
+async function greetWithoutRuntimes(binary: string): Promise<{ received: string; status: number | null; stderr: string }> {
+  const [theirs, ours] = await socketPair();
+  const child = spawn("unshare", ["--mount", "--", "/bin/sh", "-c", NO_RUNTIME_SCRIPT, "sh", binary], {
+    stdio: [theirs, theirs, "pipe"],
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  theirs.destroy();
+  let stderr = "";
+  child.stderr!.setEncoding("latin1");
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+  let received = "";
+  let waiter: (() => void) | undefined;
+  const wake = () => waiter?.();
+  ours.setEncoding("latin1");
+  ours.on("data", (chunk: string) => {
+    received += chunk;
+    wake();
+  });
+  ours.on("error", () => {});
+  const closed = new Promise<void>((done) => ours.on("close", () => (done(), wake())));
+  child.on("close", wake);
+  const until = (predicate: () => boolean) =>
+    new Promise<void>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`timed out; received ${JSON.stringify(received)}; stderr ${stderr}`)), 20_000);
+      waiter = () => {
+        if (predicate()) {
+          clearTimeout(timer);
+          waiter = undefined;
+          done();
+        }
+      };
+      waiter();
+    });
+  await until(() => received.includes("\r\n") || child.exitCode !== null);
+  if (received === "+OK\r\n") ours.write("QUIT\r\n");
+  const status = await exited;
+  ours.end();
+  await closed;
+  return { received, status, stderr };
+}
+
+describe("on a host without Node, Bun or Deno", () => {
+  for (const binary of [HOST_BINARY, HOST_SEA]) {
+    const name = binary.slice(DIST.length + 1);
+    it.skipIf(!existsSync(binary))(`dist/${name} greets on a socket with PATH=/usr/bin:/bin and no runtime`, async () => {
+      const { received, status, stderr } = await greetWithoutRuntimes(binary);
+      expect(stderr).toContain("command -v node, bun, deno all fail");
+      expect(received).toBe("+OK\r\n+OK \r\n");
+      expect(status).toBe(0);
+    });
+  }
+
+  it("the check finds a runtime when one is on PATH (it can fail)", () => {
+    const fake = tempDir("qmail-popup-fake-runtime-");
+    writeFileSync(join(fake, "deno"), "#!/bin/sh\n", { mode: 0o755 });
+    const result = run("unshare", ["--mount", "--", "/bin/sh", "-c", NO_RUNTIME_SCRIPT, "sh", "/bin/true"], { env: { PATH: `/usr/bin:/bin:${fake}` } });
+    expect(result.stderr).toContain(`still on PATH: ${fake}/deno`);
+    expect(result.status).toBe(98);
+  });
+});
+
+// --- nothing in the working directory or the environment loads code -------------
+
+/** A directory with a hostile .env, .env.local and bunfig.toml, and evil.js that leaves a marker. */
+function hostileDirectory(): { dir: string; evil: string; marker: string } {
+  const dir = tempDir("qmail-popup-hostile-");
+  const evil = join(dir, "evil.js");
+  const marker = join(dir, "marker");
+  writeFileSync(evil, `require("fs").appendFileSync(${JSON.stringify(marker)}, "loaded " + process.argv.join(" ") + "\\n");\n`);
+  const dotenv = [`NODE_OPTIONS=--require ${evil}`, `BUN_OPTIONS=--preload ${evil}`, "POP3AUTH=+apop", ""].join("\n");
+  writeFileSync(join(dir, ".env"), dotenv);
+  writeFileSync(join(dir, ".env.local"), dotenv);
+  writeFileSync(join(dir, ".env.production"), dotenv);
+  writeFileSync(join(dir, "bunfig.toml"), `preload = [${JSON.stringify(evil)}]\n\n[run]\npreload = [${JSON.stringify(evil)}]\n`);
+  // What `bun mail.test` would run if the binary turned into bun (BUN_BE_BUN=1).
+  writeFileSync(join(dir, "mail.test"), `require(${JSON.stringify(evil)});\n`);
+  return { dir, evil, marker };
+}
+
+function runHostile(binary: string, env: (evil: string) => Record<string, string>): { greeting: string; marker: string | undefined } {
+  const { dir, evil, marker } = hostileDirectory();
+  const result = run(binary, ["mail.test", "/bin/true"], { input: "QUIT\r\n", cwd: dir, env: { PATH: "/usr/bin:/bin", ...env(evil) } });
+  return { greeting: result.stdout, marker: existsSync(marker) ? readFileSync(marker, "latin1") : undefined };
+}
+
+const SAFE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][] = [
+  ["none (only the hostile .env and bunfig.toml in the working directory)", () => ({})],
+  ["NODE_OPTIONS=--require", (evil) => ({ NODE_OPTIONS: `--require ${evil}` })],
+  ["NODE_OPTIONS=--import", (evil) => ({ NODE_OPTIONS: `--import ${evil}` })],
+  ["BUN_OPTIONS=--smol with NODE_OPTIONS=--require", (evil) => ({ BUN_OPTIONS: "--smol", NODE_OPTIONS: `--require ${evil}` })],
+  ["BUN_INSPECT_PRELOAD", (evil) => ({ BUN_INSPECT_PRELOAD: evil })],
+];
+// Both together, as the issue puts it.
+const BOTH: [string, (evil: string) => Record<string, string>] = [
+  "NODE_OPTIONS=--require and BUN_OPTIONS=--preload",
+  (evil) => ({ NODE_OPTIONS: `--require ${evil}`, BUN_OPTIONS: `--preload ${evil}` }),
+];
+const BUN_BE_BUN: [string, (evil: string) => Record<string, string>] = ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })];
+
+describe("a hostile working directory and environment load no code", () => {
+  it("the probe works: plain node loads evil.js from NODE_OPTIONS (it can fail)", () => {
+    const { dir, evil, marker } = hostileDirectory();
+    run(process.execPath, ["-e", "0"], { cwd: dir, env: { PATH: "/usr/bin:/bin", NODE_OPTIONS: `--require ${evil}` } });
+    expect(existsSync(marker)).toBe(true);
+  });
+
+  describe.skipIf(!existsSync(HOST_SEA))(`the Node SEA, dist/qmail-popup-node-linux-${HOST_ARCH}`, () => {
+    for (const [name, env] of [...SAFE_ENVIRONMENTS, BOTH, BUN_BE_BUN]) {
+      it(name, () => {
+        const { greeting, marker } = runHostile(HOST_SEA, env);
+        expect(marker).toBeUndefined();
+        expect(greeting).toBe("+OK\r\n+OK \r\n");
+      });
+    }
+  });
+
+  describe.skipIf(!existsSync(HOST_BINARY))("the Bun binary, dist/qmail-popup", () => {
+    for (const [name, env] of SAFE_ENVIRONMENTS) {
+      it(name, () => {
+        const { greeting, marker } = runHostile(HOST_BINARY, env);
+        expect(marker).toBeUndefined();
+        expect(greeting).toBe("+OK\r\n+OK \r\n");
+      });
+    }
+    // KNOWN GAP in Bun 1.4.5, no compile flag turns it off: a compiled binary
+    // still applies BUN_OPTIONS (--preload runs a file before the program), and
+    // BUN_BE_BUN=1 turns it into the bun CLI, which runs ./mail.test (the
+    // hostname argument) from the working directory. Only whoever sets
+    // qmail-popup's environment (its run script, tcprules) can use either.
+    // it.fails: these start failing, on purpose, the day Bun closes the gap.
+    it.fails(`KNOWN GAP: ${BOTH[0]} (BUN_OPTIONS --preload is applied)`, () => {
+      const { marker } = runHostile(HOST_BINARY, BOTH[1]);
+      expect(marker).toBeUndefined();
+    });
+    it.fails(`KNOWN GAP: ${BUN_BE_BUN[0]} (the binary becomes bun and runs ./mail.test)`, () => {
+      const { marker } = runHostile(HOST_BINARY, BUN_BE_BUN[1]);
+      expect(marker).toBeUndefined();
+    });
+  });
+});
