@@ -138,6 +138,14 @@ function fileSize(path) {
   }
 }
 
+function mtimeOf(path) {
+  try {
+    return statSync(path).mtime.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
 function commandOutput(file, args) {
   try {
     return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 20_000 }).trim();
@@ -877,10 +885,10 @@ async function main() {
     }
     if (rate?.has(id)) {
       const r = rate.get(id);
-      result.rate = { per_second: r.seconds > 0 ? r.completed / r.seconds : undefined, completed: r.completed, seconds: r.seconds, concurrency: config.concurrency, slice_rates: r.sliceRates, errors: r.errors };
+      result.rate = { per_second: r.seconds > 0 ? r.completed / r.seconds : undefined, median_slice_per_second: median(r.sliceRates), completed: r.completed, seconds: r.seconds, concurrency: config.concurrency, slice_rates: r.sliceRates, errors: r.errors };
     }
     if (memory.has(id)) result.memory = memory.get(id);
-    result.size = { runs: run.variant.runs, bytes: fileSize(run.variant.runs), runtime: run.variant.runtime, runtime_bytes: run.variant.runtime ? fileSize(run.variant.runtime) : undefined };
+    result.size = { runs: run.variant.runs, bytes: fileSize(run.variant.runs), built: mtimeOf(run.variant.runs), runtime: run.variant.runtime, runtime_bytes: run.variant.runtime ? fileSize(run.variant.runtime) : undefined };
     result.exit_statuses = Object.fromEntries(run.server.statuses);
     result.other_stderr = { count: run.server.otherCount, first: run.server.otherLines };
   }
@@ -949,6 +957,11 @@ async function main() {
     date: when.toISOString(),
     machine: { cpus: cpus().length, cpu: cpuModel, kernel: release(), arch: arch(), load_before: loadBefore, load_after: loadAfter },
     versions: versions(chosen),
+    source: {
+      commit: commandOutput("git", ["-C", ROOT, "rev-parse", "HEAD"]),
+      // Artifacts in dist/ may be older than the working tree: see each variant's size.built.
+      src_changes: commandOutput("git", ["-C", ROOT, "status", "--porcelain", "--", "src"])?.split("\n").filter(Boolean),
+    },
     config: { ...config, fixtures: fx.kind, clk_tck: CLK_TCK },
     floor: "floor",
     skipped,
