@@ -11,6 +11,7 @@
 #   make freebsd-port  dist/freebsd-port/: the port skeleton with its distinfo
 #   make check-reproducible  builds the matrix twice and compares
 #   make check-versions      src/version.ts, package.json, the man page and packaging agree
+#   make dist-emulators      qemu-user and arm64 libraries, to run the arm64 binaries in the tests
 
 # Plain `=`: a PREFIX in the environment (some build environments set one) must
 # not move qmail; give PREFIX= on the command line instead.
@@ -42,7 +43,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
 .PHONY: all test unit e2e deps test-deps demo install install-bin install-man uninstall clean typecheck
-.PHONY: dist dist-ci dist-test-deps deb freebsd-port check-reproducible check-versions
+.PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
 
@@ -77,6 +78,16 @@ test-deps:
 # artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
 dist-test-deps:
 	@missing=; for p in binutils file dpkg lintian groff; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+# Optional, not part of make test: lets test/e2e/binaries.test.ts run the arm64
+# binaries under qemu-user (with Debian's arm64 C and C++ libraries) and the
+# baseline x64 one on an emulated CPU without AVX.
+dist-emulators:
+	@missing=; for p in qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

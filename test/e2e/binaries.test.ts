@@ -74,9 +74,16 @@ function tool(name: string): boolean {
   return run("/bin/sh", ["-c", `command -v ${name}`]).status === 0;
 }
 
+/** The newest source the binaries are built from. */
+const NEWEST_SOURCE = Math.max(
+  ...run("find", [join(ROOT, "src"), join(ROOT, "package.json"), "-type", "f"]).stdout.trim().split("\n").map((file) => statSync(file).mtimeMs),
+);
+
 /** How this host runs an artifact: directly, under qemu-user, or not at all (and why). */
 function launcher(artifact: Artifact): { prefix: string[] } | { reason: string } {
   if (artifact.os !== "linux") return { reason: "FreeBSD binary" };
+  // make dist-ci rebuilds the CI ones; an older build of the others is not compared.
+  if (!artifact.ci && built(artifact) && statSync(pathOf(artifact)).mtimeMs < NEWEST_SOURCE) return { reason: "older than src/ (make dist)" };
   if (artifact.interpreter.includes("musl")) return { reason: "musl binary: needs musl's libstdc++ and libgcc (Alpine), not on Debian" };
   if (artifact.arch === HOST_ARCH) return { prefix: [] };
   if (artifact.arch === "arm64" && tool("qemu-aarch64") && existsSync("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1")) {
@@ -95,16 +102,21 @@ afterAll(() => {
   console.log(`release binaries in dist/ (qmail-popup ${VERSION}):\n${rows.join("\n")}`);
 });
 
-const DIALOGUE = "CAPA\r\nQUIT\r\n";
-/** The reference dialogue: dist/qmail-popup on a pipe. */
-let reference: string | undefined;
-function referenceOutput(): string {
-  if (reference === undefined) {
-    const result = run(HOST_BINARY, ["mail.test", "/bin/true"], { input: DIALOGUE });
-    expect(result.status).toBe(0);
-    reference = result.stdout;
+/** Dialogues on a pipe: CAPA and QUIT; a login the subprogram refuses; one it accepts (spawn, fd 3). */
+const DIALOGUES: readonly (readonly [input: string, subprogram: string])[] = [
+  ["CAPA\r\nQUIT\r\n", "/bin/true"],
+  ["USER alice\r\nPASS wonderland\r\n", "/bin/false"],
+  ["USER alice\r\nPASS wonderland\r\n", "/bin/true"],
+];
+/** What dist/qmail-popup answers to each dialogue: the reference for every other binary. */
+const references = new Map<number, { stdout: string; status: number | null }>();
+function reference(index: number): { stdout: string; status: number | null } {
+  if (!references.has(index)) {
+    const [input, subprogram] = DIALOGUES[index]!;
+    const result = run(HOST_BINARY, ["mail.test", subprogram], { input });
+    references.set(index, { stdout: result.stdout, status: result.status });
   }
-  return reference;
+  return references.get(index)!;
 }
 
 describe("the CI part of the matrix is built", () => {
@@ -147,13 +159,18 @@ describe.each(MATRIX.map((artifact) => [artifact.name, artifact] as const))("dis
   it.skipIf(!present || !("prefix" in how))(`greets and answers like dist/qmail-popup (${"prefix" in how ? (how.prefix[0] ?? "directly") : how.reason})`, () => {
     const prefix = "prefix" in how ? how.prefix : [];
     const [command, ...args] = [...prefix, path];
-    const result = run(command!, [...args, "mail.test", "/bin/true"], { input: DIALOGUE });
-    // Nothing on stderr: a rejected V8 code cache, for one, warns there.
-    expect(result.stderr).toBe("");
-    expect(result.status).toBe(0);
-    expect(result.stdout.startsWith("+OK\r\n")).toBe(true);
-    expect(result.stdout.endsWith("+OK \r\n")).toBe(true);
-    expect(result.stdout).toBe(referenceOutput());
+    for (const [index, [input, subprogram]] of DIALOGUES.entries()) {
+      const result = run(command!, [...args, "mail.test", subprogram], { input });
+      // Nothing on stderr: a rejected V8 code cache, for one, warns there.
+      expect(result.stderr).toBe("");
+      expect(result.stdout.startsWith("+OK\r\n")).toBe(true);
+      expect({ stdout: result.stdout, status: result.status }).toEqual(reference(index));
+    }
+    expect(reference(0)).toMatchObject({ status: 0 });
+    expect(reference(0).stdout.endsWith("+OK \r\n")).toBe(true);
+    expect(reference(1).stdout).toMatch(/^-ERR .*authorization failed\r\n$/m);
+    expect(reference(1).status).toBe(1);
+    expect(reference(2).status).toBe(0);
     const usage = run(command!, args);
     expect(usage.status).toBe(1);
     expect(usage.stdout).toBe(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`);
@@ -167,9 +184,9 @@ describe.each(MATRIX.map((artifact) => [artifact.name, artifact] as const))("dis
   if (artifact.name === "qmail-popup-bun-linux-x64-baseline") {
     const emulated = present && HOST_ARCH === "x64" && tool("qemu-x86_64");
     it.skipIf(!emulated)("runs on a CPU without AVX (qemu-x86_64 -cpu Nehalem)", () => {
-      const result = run("qemu-x86_64", ["-cpu", "Nehalem", path, "mail.test", "/bin/true"], { input: DIALOGUE });
-      expect(result.status).toBe(0);
-      expect(result.stdout).toBe(referenceOutput());
+      const [input, subprogram] = DIALOGUES[0]!;
+      const result = run("qemu-x86_64", ["-cpu", "Nehalem", path, "mail.test", subprogram], { input });
+      expect({ stdout: result.stdout, status: result.status }).toEqual(reference(0));
     }, 240_000);
   }
 });
