@@ -132,3 +132,27 @@ export async function passwordNotInMemory(variant: Variant): Promise<void> {
     await pool.stopAll();
   }
 }
+
+/**
+ * A refusing subprogram leaves the connection full (the client stopped
+ * reading): the reply cannot be written, and that write is bounded by
+ * POP3TIMEOUT like every other; the session ends, status 1, the Reject
+ * line logged.
+ */
+export async function replyToStuckClient(variant: Variant): Promise<void> {
+  const pool = serverPool();
+  const work = tempDir("qmail-popup-hostile-");
+  const log = join(work, "log");
+  try {
+    const server = await pool.start({ variant, subprogram: [PROG, "flood", "1"], env: { POP3TIMEOUT: String(POP3TIMEOUT), HOSTILE_RECORD: join(work, "flood") }, logFile: log });
+    const { client, pid } = await open(server);
+    client.socket.pause();
+    await client.send("USER bob\r\nPASS nope\r\n");
+    await fileContent(join(work, `flood.${client.localPort}`));
+    expect(await finished(server, pid, client.localPort, (POP3TIMEOUT + 6) * 1000)).toBe("1");
+    expect(readFileSync(log, "latin1")).toBe(`qmail-popup: pid ${pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= 'bob'\n`);
+    client.destroy();
+  } finally {
+    await pool.stopAll();
+  }
+}

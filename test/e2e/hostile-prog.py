@@ -12,7 +12,11 @@
 #   close3 STATUS      closes fd 3 unread, exits STATUS
 #   stderr STATUS      writes a line to fd 2, exits STATUS
 #   exit STATUS        reads fd 3, exits STATUS
+#   flood STATUS       reads fd 3, fills the connection (fd 1) until it takes
+#                      nothing more for 300 ms (the client does not read;
+#                      MSG_DONTWAIT, so fd 1 itself stays blocking), exits STATUS
 import os
+import socket
 import sys
 import time
 
@@ -45,6 +49,24 @@ def main():
         os._exit(status)
     drain(3)
     if mode == "exit":
+        record()
+        os._exit(status)
+    if mode == "flood":
+        connection = socket.socket(fileno=1)
+        stuck_since = None
+        while stuck_since is None or time.monotonic() - stuck_since < 0.3:
+            try:
+                connection.send(b"x" * 4096, socket.MSG_DONTWAIT)
+                stuck_since = None
+            except BlockingIOError:
+                try:
+                    connection.send(b"x", socket.MSG_DONTWAIT)
+                    stuck_since = None
+                except BlockingIOError:
+                    if stuck_since is None:
+                        stuck_since = time.monotonic()
+                    time.sleep(0.01)
+        connection.detach()
         record()
         os._exit(status)
     if mode == "stderr":

@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TcpServer, makeHomes, tempDir, variants } from "./harness.ts";
-import { fd5BrokenPipe, fd5FullPipe, hangUpDuringFailingChild, highExitStatus, passwordNotInMemory } from "./hostile-cases.ts";
+import { fd5BrokenPipe, fd5FullPipe, hangUpDuringFailingChild, highExitStatus, passwordNotInMemory, replyToStuckClient } from "./hostile-cases.ts";
 import {
   CHECKPASSWORD,
   COMPILED,
@@ -272,6 +272,22 @@ describe.each(COMPILED)("timeouts (POP3TIMEOUT=2): $name", (variant) => {
     await client.untilClosed();
     expect(client.text).toBe("+OK\r\n");
   });
+
+  test.concurrent("a client typing slowly but steadily (a line in 1.2 s, under POP3TIMEOUT) is served: the deadline is per line", async () => {
+    const { client, pid } = await open(quick);
+    const typed = "NOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n";
+    let sent = 0;
+    // The client's own behaviour: a byte every 200 ms.
+    const timer = setInterval(() => {
+      if (sent < typed.length && !client.closed) void client.send(typed[sent++]!);
+    }, 200);
+    try {
+      expect(await finished(quick, pid, client.localPort)).toBe("0");
+    } finally {
+      clearInterval(timer);
+    }
+    expect(client.text).toBe("+OK\r\n" + "+OK \r\n".repeat(4));
+  });
 });
 
 // --- subprogram faults ------------------------------------------------------------------
@@ -387,6 +403,8 @@ describe.each(MODES)("environment faults: $name", (variant) => {
     const refused = await talk(closed5, "USER bob\r\nPASS nope\r\n");
     expectReply(refused.text, "+OK\r\n+OK \r\n", FAILED);
     expect(refused.status).toBe("1");
+    // Nor does the log line go anywhere else (fd 2 is tcpserver's log here).
+    expect(closed5.log).not.toContain("qmail-popup: pid");
   });
 
   test.concurrent("fds 0 and 1 non-blocking at start: the subprogram still gets them blocking (pop3d checks)", async () => {
@@ -440,6 +458,7 @@ describe.each(mode("bun-compiled-noexec"))("in-process waiting: $name", (variant
   test.concurrent("fd 5 a full pipe: the reply still arrives and the session ends at the write timeout", () => fd5FullPipe(variant));
   test.concurrent("RST while a refusing checkpassword still runs: the Reject log line is written, status 1", () => hangUpDuringFailingChild(variant, "RST"));
   test.concurrent.each([129, 255])("a checkpassword that exits %i has failed (authorization failed), not crashed", (status) => highExitStatus(variant, status));
+  test.concurrent("a refusal to a client that does not read: the reply write is bounded by POP3TIMEOUT", () => replyToStuckClient(variant), 30_000);
 });
 
 describe.each(mode("bun-compiled"))("the /bin/sh waiter: $name", (variant) => {
