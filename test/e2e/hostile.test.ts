@@ -85,6 +85,26 @@ describe.each(COMPILED)("hostile input: $name", (variant) => {
     expect(grown, `the peak resident memory grew by ${grown} kB`).toBeLessThan(40 * 1024);
   });
 
+  test("the line limit, exactly: 1024 bytes with the CRLF are a command, 1025 are too long", async () => {
+    const user = (length: number) => "USER " + "n".repeat(length - "USER ".length - 2) + "\r\n";
+    const { text, status } = await talk(plain, user(1024) + user(1025) + "QUIT\r\n");
+    expect(text).toBe("+OK\r\n+OK \r\n-ERR line too long\r\n+OK \r\n");
+    expect(status).toBe("0");
+  });
+
+  test("a SASL response may be longer than a command: 2046 bytes reach checkpassword, 2050 are too long", async () => {
+    // A PLAIN response of `decoded` bytes: \0alice\0 and a long wrong password.
+    const plainResponse = (decoded: number) => Buffer.from("\0alice\0" + "p".repeat(decoded - 7)).toString("base64") + "\r\n";
+    expect(plainResponse(1533).length).toBe(2046);
+    expect(plainResponse(1536).length).toBe(2050);
+    const taken = await talk(plain, "AUTH PLAIN\r\n" + plainResponse(1533));
+    expectReply(taken.text, "+OK\r\n+ \r\n", FAILED);
+    expect(taken.status).toBe("1");
+    const refused = await talk(plain, "AUTH PLAIN\r\n" + plainResponse(1536) + "QUIT\r\n");
+    expect(refused.text).toMatch(/^\+OK\r\n\+ \r\n-ERR [^\r\n]*\r\n\+OK \r\n$/);
+    expect(refused.status).toBe("0");
+  });
+
   test("100 000 NOOP lines in one stream: every one answered, in order", async () => {
     const count = 100_000;
     const { text, status } = await talk(plain, "NOOP\r\n".repeat(count) + "QUIT\r\n");
@@ -159,6 +179,14 @@ describe.each(MODES)("EOF and RST at every step: $name", (variant) => {
   const hangUp = (client: RawClient, how: "EOF" | "RST") => (how === "EOF" ? client.end() : client.reset());
 
   describe.each(["EOF", "RST"] as const)("%s", (how) => {
+    test.concurrent("right after connecting, before the greeting is read: the session ends, status 1", async () => {
+      const client = await RawClient.connect(plain.port);
+      const port = client.localPort;
+      hangUp(client, how);
+      const pid = await plain.pidFor(port);
+      expect(await finished(plain, pid, port)).toBe("1");
+    });
+
     test.concurrent("after the greeting: silent end, status 1", async () => {
       const { client, pid } = await open(plain);
       hangUp(client, how);
