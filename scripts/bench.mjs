@@ -29,7 +29,8 @@
 // Output: a plain table on stdout, everything (raw samples too) in
 // dist/bench/bench-<UTC time>.json and dist/bench/latest.json.
 //
-// Variants (a missing artifact is skipped with a note):
+// Variants (a missing artifact is skipped with a note; those from dist/ run from
+// copies in dist/bench/run/, so that a build in the same checkout cannot swap them mid-run):
 //   floor   /usr/bin/printf '+OK\r\n'
 //   bun     dist/qmail-popup                    (bun build --compile)
 //   node    node dist/qmail-popup-node.mjs      (the node that runs this script)
@@ -65,12 +66,12 @@
 
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import {
-  closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync,
+  chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync,
   realpathSync, statSync, writeFileSync,
 } from "node:fs";
 import { createServer, connect } from "node:net";
 import { arch, cpus, loadavg, release } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -640,6 +641,17 @@ function defineVariants(fx) {
     if (variant.runs === undefined) skipped.push({ id: variant.id, why: "no C qmail-popup: set QMAIL_POPUP_REF or put one in dist/bench/ref/" });
     else if (missing !== undefined) skipped.push({ id: variant.id, why: `${relative(ROOT, missing) || missing} is missing${variant.id === "sea" ? "" : " (make all)"}` });
     else chosen.push(variant);
+  }
+  // The artifacts of dist/ are run from copies: another build in the same checkout
+  // may replace them while the benchmark runs ("text busy", or two builds mixed).
+  const runDir = join(OUT_DIR, "run");
+  mkdirSync(runDir, { recursive: true });
+  for (const variant of chosen) {
+    if (variant.runs === undefined || dirname(variant.runs) !== DIST) continue;
+    const copy = join(runDir, basename(variant.runs));
+    copyFileSync(variant.runs, copy);
+    chmodSync(copy, statSync(variant.runs).mode & 0o7777);
+    variant.argv = variant.argv.map((arg) => (arg === variant.runs ? copy : arg));
   }
   return { chosen, skipped };
 }
