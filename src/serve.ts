@@ -8,7 +8,7 @@ import { LineReader, type LineEvent } from "./core/line-reader.ts";
 import { SASL_RESPONSE_LIMIT } from "./core/sasl.ts";
 import { authOutcome, greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
-import { bytesOf } from "./core/bytes.ts";
+import { allocateBytes, bytesOf } from "./core/bytes.ts";
 import { TLS_ANSWER_LIMIT, parseTlsEnvironment, tlsAnswerComplete } from "./core/tls-environment.ts";
 import type { Platform } from "./platform/types.ts";
 import { VERSION } from "./version.ts";
@@ -51,8 +51,10 @@ class Session {
       const event = await this.readLine();
       const step = handleLine(this.config, this.state, event);
       this.state = step.state;
-      for (const action of step.actions) await this.perform(action);
+      // The actions hold copies of what they need: the line (a password,
+      // perhaps) is wiped now, before a spawnAuth that never returns.
       if (event.kind === "line") event.line.fill(0);
+      for (const action of step.actions) await this.perform(action);
     }
   }
 
@@ -71,7 +73,7 @@ class Session {
    */
   private async readLine(): Promise<LineEvent> {
     const deadline = this.deadline();
-    const window = new Uint8Array(this.reader.limit);
+    const window = allocateBytes(this.reader.limit);
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
       if (got === "timeout" || got === 0) this.platform.exit(1);
@@ -132,6 +134,7 @@ class Session {
           output: this.channel.output,
           credentialsFd,
           logFd,
+          timeoutSeconds: this.config.timeoutSeconds,
           log: logFd === undefined ? undefined : { pid: this.platform.pid, ...logEntryWithoutResult(this.config, this.state, action) },
         }),
       );

@@ -11,31 +11,51 @@ import { authOutcome } from "./core/session.ts";
 /**
  * The script for these descriptors (dash takes one-digit numbers only, as
  * literals, so the platform checks they are; they are written into the
- * script rather than eval'd). The subprogram runs by exec in a subshell:
- * a shell that forks a child killed by a signal reports it on its own
- * stderr, which here is /dev/null, never the network. A program that
- * cannot be run is a temporary failure, said on fd 2, as in-process;
- * 128+N is a killed child.
+ * script rather than eval'd).
+ *
+ * A shell reports a child killed by a signal ("Segmentation fault",
+ * "Killed") on its own stderr; that report, caught by the command
+ * substitution, is how a crash is told from an exit status above 128
+ * (SIGINT and SIGPIPE go unreported: 130 and 141 count as crashes too).
+ * The subprogram writes to the network through a spare descriptor, so
+ * nothing of it is caught. A program that cannot be run is a temporary
+ * failure, said on fd 2, as in-process. The reply and the log line are
+ * written with SIGPIPE ignored (a client or a log reader gone must not
+ * lose the other) and, where timeout(1) exists, bounded by the idle
+ * timeout like every other write.
  */
-export function waiterScript(input: number, output: number, credentialsFd: number, logFd: number | undefined): string {
+export function waiterScript(
+  input: number,
+  output: number,
+  credentialsFd: number,
+  logFd: number | undefined,
+  timeoutSeconds: number,
+): string {
+  const used = new Set([0, 1, 2, 5, input, output, credentialsFd, ...(logFd === undefined ? [] : [logFd])]);
+  const spare = [4, 6, 7, 8, 9].find((fd) => !used.has(fd))!;
   return `accept=$QMAIL_POPUP_ACCEPT_LOG reject=$QMAIL_POPUP_REJECT_LOG
 fail=$QMAIL_POPUP_FAIL_REPLY temp=$QMAIL_POPUP_TEMP_REPLY crash=$QMAIL_POPUP_CRASH_REPLY
 unset QMAIL_POPUP_ACCEPT_LOG QMAIL_POPUP_REJECT_LOG QMAIL_POPUP_FAIL_REPLY QMAIL_POPUP_TEMP_REPLY QMAIL_POPUP_CRASH_REPLY
 program=$(command -v "$1")
+report=
 if [ -n "$program" ] && [ -x "$program" ] && [ ! -d "$program" ]; then
-  { (exec "$@" <&${input} >&${output} 2>&${output} 3<&${credentialsFd} ${credentialsFd}<&-); } 2>/dev/null
+  exec ${spare}>&${output}
+  report=$( { (exec "$@" <&${input} >&${spare} 2>&${spare} 3<&${credentialsFd} ${credentialsFd}<&- ${spare}>&-); status=$?; } 2>&1; exit $status )
   status=$?
+  exec ${spare}>&-
 else
   echo "qmail-popup: unable to run $1: not found or not executable" >&2
   status=111
 fi
 if [ "$status" -eq 0 ]; then reply= line=$accept
-elif [ "$status" -gt 128 ]; then reply=$crash line=$reject
+elif [ -n "$report" ] || [ "$status" -eq 130 ] || [ "$status" -eq 141 ]; then reply=$crash line=$reject
 elif [ "$status" -eq 111 ]; then reply=$temp line=$reject
 else reply=$fail line=$reject
 fi
-if [ -n "$reply" ]; then printf '%s\\r\\n' "$reply" >&${output}; fi
-${logFd === undefined ? "" : `printf '%s\\n' "$line" >&${logFd}
+trap '' PIPE
+if command -v timeout >/dev/null 2>&1; then bounded() { timeout ${timeoutSeconds} "$@"; }; else bounded() { "$@"; }; fi
+if [ -n "$reply" ]; then bounded printf '%s\\r\\n' "$reply" >&${output} 2>/dev/null; fi
+${logFd === undefined ? "" : `bounded printf '%s\\n' "$line" >&${logFd} 2>/dev/null
 `}[ "$status" -eq 0 ]
 `;
 }
@@ -53,6 +73,7 @@ export function waiterPlan(options: {
   output: number;
   credentialsFd: number;
   logFd: number | undefined;
+  timeoutSeconds: number;
   /** The log entry without its result; undefined where fd 5 is closed. */
   log: Omit<LogEntry, "result"> | undefined;
 }): WaiterPlan {
@@ -67,6 +88,6 @@ export function waiterPlan(options: {
     QMAIL_POPUP_TEMP_REPLY: text(authOutcome({ kind: "exited", code: 111 }).reply),
     QMAIL_POPUP_CRASH_REPLY: text(authOutcome({ kind: "signaled" }).reply),
   });
-  const script = waiterScript(options.input, options.output, options.credentialsFd, options.logFd);
+  const script = waiterScript(options.input, options.output, options.credentialsFd, options.logFd, options.timeoutSeconds);
   return { argv: ["sh", "-c", script, "qmail-popup", ...options.subprogram], env };
 }

@@ -1,6 +1,8 @@
 // Strict base64 (RFC 4648 section 4) for SASL: no white space, no missing
 // or stray padding. Bytes in, bytes out.
 
+import { allocateBytes } from "./bytes.ts";
+
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const VALUE = new Int16Array(256).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) VALUE[ALPHABET.charCodeAt(i)] = i;
@@ -25,7 +27,7 @@ export function decodeBase64(text: Uint8Array): Uint8Array | undefined {
   let padding = 0;
   if (text.length > 0 && text[text.length - 1] === PAD) padding++;
   if (text.length > 1 && text[text.length - 2] === PAD) padding++;
-  const out = new Uint8Array((text.length / 4) * 3 - padding);
+  const out = allocateBytes((text.length / 4) * 3 - padding);
   let o = 0;
   for (let i = 0; i < text.length; i += 4) {
     const last = i + 4 === text.length;

@@ -3,6 +3,8 @@
 // than the LF (see the platform's readLine), so nothing past a line is ever
 // consumed from the descriptor.
 
+import { allocateBytes, copyBytes } from "./bytes.ts";
+
 export type LineEvent =
   | { readonly kind: "line"; readonly line: Uint8Array }
   | { readonly kind: "too-long" }
@@ -22,7 +24,7 @@ export class LineReader {
 
   /** limit: the longest line accepted, LF and its CR included (a feed may ask for less). */
   constructor(readonly limit: number = COMMAND_LINE_LIMIT) {
-    this.buffer = new Uint8Array(limit);
+    this.buffer = allocateBytes(limit);
   }
 
   /**
@@ -63,7 +65,7 @@ export class LineReader {
       ? { kind: "too-long" }
       : this.sawNul
         ? { kind: "nul" }
-        : { kind: "line", line: this.buffer.slice(0, end) };
+        : { kind: "line", line: copyBytes(this.buffer.subarray(0, end)) };
     this.buffer.fill(0, 0, this.length);
     this.length = 0;
     this.tooLong = false;

@@ -3,6 +3,7 @@
 // same three fields as USER/PASS, so every checkpassword keeps working.
 
 import { decodeBase64 } from "./base64.ts";
+import { copyBytes } from "./bytes.ts";
 import type { Config } from "./config.ts";
 
 export type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
@@ -31,7 +32,7 @@ export function decodePlain(response: Uint8Array): PlainCredentials | "malformed
   const password = response.subarray(second + 1);
   if (name.length === 0 || password.length === 0) return "malformed";
   if (authzid.length > 0 && !sameBytes(authzid, name)) return "authzid";
-  return { name: name.slice(), password: password.slice() };
+  return { name: copyBytes(name), password: copyBytes(password) };
 }
 
 /** RFC 2195: the response is `name SP digest` (digest: 32 lowercase hex digits). */
@@ -40,7 +41,7 @@ export function decodeCramMd5(response: Uint8Array): { name: Uint8Array; digest:
   if (space <= 0) return "malformed";
   const digest = response.subarray(space + 1);
   if (digest.length !== 32 || !digest.every((byte) => (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66))) return "malformed";
-  return { name: response.slice(0, space), digest: digest.slice() };
+  return { name: copyBytes(response.subarray(0, space)), digest: copyBytes(digest) };
 }
 
 /** A client's response line: base64, `*` to cancel, `=` (in an initial response) for empty. */

@@ -3,7 +3,7 @@
 // actions out; nothing here touches a descriptor.
 
 import { encodeBase64 } from "./base64.ts";
-import { bytesOf, concatBytes, equalsIgnoringCase } from "./bytes.ts";
+import { bytesOf, concatBytes, copyBytes, equalsIgnoringCase } from "./bytes.ts";
 import { capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "./capabilities.ts";
 import type { Config } from "./config.ts";
 import { COMMAND_LINE_LIMIT, type LineEvent } from "./line-reader.ts";
@@ -122,7 +122,7 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
     if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
     if (!userPassAllowed(config, state)) return stay(state, reply("-ERR USER/PASS not available, use APOP\r\n"));
     if (argument.length === 0) return stay(state, reply(SYNTAX));
-    return { state: { ...state, user: argument.slice() }, actions: [reply(OK)] };
+    return { state: { ...state, user: copyBytes(argument) }, actions: [reply(OK)] };
   }
 
   if (is("PASS")) {
@@ -130,7 +130,7 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
     if (argument.length === 0) return stay(state, reply(SYNTAX));
     return {
       state: { ...state, user: undefined },
-      actions: [{ kind: "spawnAuth", method: "User", name: state.user, secret: argument.slice() }],
+      actions: [{ kind: "spawnAuth", method: "User", name: state.user, secret: copyBytes(argument) }],
     };
   }
 
@@ -142,8 +142,8 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
     return stay(state, {
       kind: "spawnAuth",
       method: "Apop",
-      name: argument.slice(0, space),
-      secret: argument.slice(space + 1),
+      name: copyBytes(argument.subarray(0, space)),
+      secret: copyBytes(argument.subarray(space + 1)),
     });
   }
 

@@ -66,6 +66,8 @@ export function libcDescriptorOps(libc: Libc, nowMs: () => number): LibcDescript
         want = lf < 0 ? peeked : lf + 1;
       }
       const got = libc.read(fd, buffer, want);
+      // What was looked at but not taken (the next line: a password, perhaps) is not kept.
+      if (peeked > 0) buffer.fill(0, Math.max(got, 0), peeked);
       return got < 0 ? 0 : got;
     },
     async write(fd, bytes, deadlineMs) {
