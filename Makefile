@@ -1,6 +1,7 @@
 # qmail-popup: build, test, install.
 #   make            dist/qmail-popup (Bun-compiled for this host) and the Node and Deno bundles
 #   make test       everything: installs what the tests need, builds, runs them
+#   make fuzz       the core's property tests, FUZZ_RUNS (200000) cases each
 #   make demo       a POP3 service on 127.0.0.1:11110 with a demo user
 #   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from an already built
 #                   binary: needs neither Node nor node_modules (QMAIL_POPUP_BINARY= picks
@@ -42,7 +43,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
-.PHONY: all test unit e2e deps test-deps demo install install-bin install-man uninstall clean typecheck
+.PHONY: all test unit fuzz e2e deps test-deps demo install install-bin install-man uninstall clean typecheck
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
@@ -98,6 +99,11 @@ test: test-deps dist-test-deps all typecheck dist-ci
 
 unit: deps
 	$(BIN)/vitest run test/unit
+
+# The property tests of the core, long: FUZZ_RUNS cases per property (make test runs 1000).
+FUZZ_RUNS ?= 200000
+fuzz: deps
+	FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/property
 
 demo: test-deps all
 	sh scripts/demo
