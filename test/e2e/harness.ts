@@ -24,6 +24,8 @@ const ALL_VARIANTS: Variant[] = [
   // The same binary waiting in-process instead of exec-ing into the sh waiter.
   { name: "bun-compiled-noexec", command: ["/usr/bin/env", "QMAIL_POPUP_NOEXEC=1", join(ROOT, "dist/qmail-popup")] },
   { name: "node", command: [process.execPath, join(ROOT, "dist/qmail-popup-node.mjs")] },
+  // The Node 26 single-executable application for this host (make dist-ci builds it).
+  { name: "node-sea", command: [join(ROOT, `dist/qmail-popup-node-linux-${process.arch}`)] },
   { name: "bun-source", command: [join(BIN, "bun"), join(ROOT, "src/entry/bun.ts")] },
   { name: "deno", command: [join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")] },
   {
