@@ -50,7 +50,7 @@
 //           QMAIL_POPUP_REF.
 //
 // Environment (defaults in brackets):
-//   BENCH_QUICK=1          a short run (~20 s): 40 rounds, 2 s of rate, 5 held connections
+//   BENCH_QUICK=1          a short run (under a minute): 40 rounds, 2 s of rate, 5 held connections
 //   BENCH_GREETINGS [300]  greeting rounds      BENCH_SESSIONS [200]  session rounds
 //   BENCH_WARMUP [10]      untimed rounds first BENCH_RATE_SECONDS [10] rate time per variant
 //   BENCH_RATE_SLICE [1]   seconds per slice    BENCH_CONCURRENCY [8]
