@@ -3,28 +3,20 @@
 
 import { dlopen, ptr } from "bun:ffi";
 import { isInheritedDescriptor } from "./descriptors.ts";
-import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc, type LibcDescriptorOps } from "./libc.ts";
+import { LIBC_CANDIDATES, execIntoWaiter, translateSignatures, libcDescriptorOps, type ExecLibc, type LibcDescriptorOps } from "./libc.ts";
 import { nodePlatform, statDescriptor } from "./node.ts";
 import type { Platform } from "./types.ts";
 
-const SYMBOLS = {
-  poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
-  read: { args: ["i32", "ptr", "u64"], returns: "i32" },
-  write: { args: ["i32", "ptr", "u64"], returns: "i32" },
-  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i32" },
-  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
-  pipe: { args: ["ptr"], returns: "i32" },
-  close: { args: ["i32"], returns: "i32" },
-  execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
-  signal: { args: ["i32", "ptr"], returns: "ptr" },
-  dup2: { args: ["i32", "i32"], returns: "i32" },
-  _exit: { args: ["i32"], returns: "void" },
-} as const;
+// Int returns are read as 32 bits: ssize_t's values here (-1, a few kilobytes) fit.
+const SYMBOLS = translateSignatures(
+  { int: "i32", size: "u64", buffer: "ptr", pointer: "ptr", void: "void" },
+  (args, returns) => ({ args, returns }),
+);
 
 function openLibc(): ExecLibc | undefined {
   for (const name of LIBC_CANDIDATES[process.platform] ?? []) {
     try {
-      return dlopen(name, SYMBOLS).symbols as unknown as ExecLibc;
+      return dlopen(name, SYMBOLS as never).symbols as unknown as ExecLibc;
     } catch {
       // Not this name: try the next.
     }

@@ -2,7 +2,7 @@
 // Deno's node:fs cannot reach a raw descriptor above 2 (fd 5, the TLS
 // pipes); the subprogram through Deno's node:child_process.
 
-import { LIBC_CANDIDATES, execIntoWaiter, libcDescriptorOps, type ExecLibc } from "./libc.ts";
+import { LIBC_CANDIDATES, execIntoWaiter, translateSignatures, libcDescriptorOps, type ExecLibc } from "./libc.ts";
 import { nodePlatform, runSubprogram } from "./node.ts";
 import type { Platform, SubprogramRequest } from "./types.ts";
 
@@ -16,19 +16,10 @@ declare const Deno: {
   };
 };
 
-const SYMBOLS = {
-  poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  pipe: { parameters: ["buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  signal: { parameters: ["i32", "pointer"], result: "pointer" },
-  dup2: { parameters: ["i32", "i32"], result: "i32" },
-  _exit: { parameters: ["i32"], result: "void" },
-};
+const SYMBOLS = translateSignatures(
+  { int: "i32", size: "usize", buffer: "buffer", pointer: "pointer", void: "void" },
+  (parameters, result) => ({ parameters, result }),
+);
 
 function openLibc(): ExecLibc {
   for (const name of LIBC_CANDIDATES[Deno.build.os] ?? []) {

@@ -14,6 +14,35 @@ export interface Libc {
   fcntl(fd: number, command: number, argument: number): number;
 }
 
+type CType = "int" | "size" | "buffer" | "pointer" | "void";
+
+/** The libc functions bound, in a neutral notation that each runtime's FFI translates. */
+export const LIBC_SIGNATURES: Readonly<Record<keyof ExecLibc, readonly [readonly CType[], CType]>> = {
+  poll: [["buffer", "size", "int"], "int"],
+  read: [["int", "buffer", "size"], "int"],
+  write: [["int", "buffer", "size"], "int"],
+  recv: [["int", "buffer", "size", "int"], "int"],
+  fcntl: [["int", "int", "int"], "int"],
+  pipe: [["buffer"], "int"],
+  close: [["int"], "int"],
+  execve: [["buffer", "buffer", "buffer"], "int"],
+  signal: [["int", "pointer"], "pointer"],
+  dup2: [["int", "int"], "int"],
+  _exit: [["int"], "void"],
+};
+
+/** LIBC_SIGNATURES in one runtime's type names. */
+export function translateSignatures<Entry>(
+  names: Readonly<Record<CType, string>>,
+  entry: (parameters: string[], result: string) => Entry,
+): Record<string, Entry> {
+  const symbols: Record<string, Entry> = {};
+  for (const [name, [parameters, result]] of Object.entries(LIBC_SIGNATURES)) {
+    symbols[name] = entry(parameters.map((type) => names[type]), names[result]);
+  }
+  return symbols;
+}
+
 /** The shared object to open, per OS; musl's name varies with the machine. */
 export const LIBC_CANDIDATES: Readonly<Record<string, readonly string[]>> = {
   linux: ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"],

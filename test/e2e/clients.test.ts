@@ -1,23 +1,12 @@
 // Real POP3 clients from Debian against qmail-popup under tcpserver:
 // each logs in and retrieves a message, for every runtime variant.
 
-import { spawn } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TcpServer, makeHomes, tempDir, variants } from "./harness.ts";
+import { TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
 
 /** Runs a client to completion; resolves its exit code and output. */
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.stderr.on("data", (chunk) => (out += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, out }));
-  });
-}
 
 const FIRST_SUBJECT = "Subject: hello from the test maildir";
 
@@ -37,14 +26,14 @@ describe.each(variants())("$name", (variant) => {
   });
 
   test("curl logs in (bare banner: it does not try APOP) and retrieves message 1", async () => {
-    const { code, out } = await run("curl", ["-sS", "--max-time", "20", `pop3://alice:wonderland@127.0.0.1:${plain.port}/1`]);
+    const { code, out } = await runClient("curl", ["-sS", "--max-time", "20", `pop3://alice:wonderland@127.0.0.1:${plain.port}/1`]);
     expect(code).toBe(0);
     expect(out).toContain(FIRST_SUBJECT);
     expect(out).toContain("\r\n.this line starts with a dot\r\n");
   });
 
   test("curl with a wrong password fails", async () => {
-    const { code } = await run("curl", ["-sS", "--max-time", "20", `pop3://alice:wrong@127.0.0.1:${plain.port}/1`]);
+    const { code } = await runClient("curl", ["-sS", "--max-time", "20", `pop3://alice:wrong@127.0.0.1:${plain.port}/1`]);
     expect(code).toBe(67); // CURLE_LOGIN_DENIED
   });
 
@@ -57,7 +46,7 @@ p.user("alice"); p.pass_("wonderland")
 print(p.stat())
 print(b"\\n".join(p.retr(1)[1]).decode())
 p.quit()`;
-    const { code, out } = await run("python3", ["-c", script]);
+    const { code, out } = await runClient("python3", ["-c", script]);
     expect(code).toBe(0);
     expect(out).toContain("(2, 250)");
     expect(out).toContain(FIRST_SUBJECT);
@@ -71,23 +60,13 @@ assert p.getwelcome().startswith(b"+OK <"), p.getwelcome()
 p.apop("alice", "wonderland")
 print(b"\\n".join(p.retr(2)[1]).decode())
 p.quit()`;
-    const { code, out } = await run("python3", ["-c", script]);
+    const { code, out } = await runClient("python3", ["-c", script]);
     expect(code).toBe(0);
     expect(out).toContain("Subject: second message");
   });
 
   test("fetchmail retrieves both messages", async () => {
-    const home = tempDir();
-    const mail = join(home, "out");
-    const rc = join(home, "fetchmailrc");
-    writeFileSync(
-      rc,
-      `set no syslog\npoll 127.0.0.1 proto pop3 port ${plain.port} auth password timeout 20\n` +
-        `  user "alice" there with password "wonderland" is "root" here\n` +
-        `  mda "/usr/bin/tee -a ${mail}"\n  fetchall keep sslproto ""\n`,
-    );
-    chmodSync(rc, 0o600);
-    const { code, out } = await run("fetchmail", ["-f", rc, "--nodetach"], { HOME: home });
+    const { code, out, mail } = await fetchmail(plain.port, "auth password", 'sslproto ""');
     expect(code, out).toBe(0);
     const fetched = readFileSync(mail, "latin1");
     expect(fetched).toContain(FIRST_SUBJECT);
@@ -98,7 +77,7 @@ p.quit()`;
     const home = tempDir();
     mkdirSync(join(home, "x"), { recursive: true });
     const mbox = join(home, "mbox");
-    const { code, out } = await run("mpop", [
+    const { code, out } = await runClient("mpop", [
       "--host=127.0.0.1",
       `--port=${plain.port}`,
       "--auth=user",

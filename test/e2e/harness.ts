@@ -4,7 +4,7 @@
 // ("status", "ok PID …", "end PID status N"), never from sleeps.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, closeSync, readFileSync, existsSync, watch } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -236,19 +236,27 @@ export class TcpServer {
   }
 }
 
-/** A raw client connection, for byte-exact dialogues. */
+/** Every transcript a Client saw, for the suites' check that no runtime message reached a client. */
+export const transcripts: string[] = [];
+
+/**
+ * A raw client connection under the test's full control, for byte-exact
+ * dialogues and for misbehaving (one byte per segment, stop reading, RST).
+ * What it receives is kept as latin1 text.
+ */
 export class Client {
   private received = Buffer.alloc(0);
-  private closed = false;
+  private closedFlag = false;
   private waiters: (() => void)[] = [];
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(readonly socket: Socket) {
     socket.on("data", (chunk) => {
       this.received = Buffer.concat([this.received, chunk]);
       this.wake();
     });
     socket.on("close", () => {
-      this.closed = true;
+      this.closedFlag = true;
+      transcripts.push(this.text);
       this.wake();
     });
     socket.on("error", () => {});
@@ -265,13 +273,26 @@ export class Client {
     return this.socket.localPort!;
   }
 
+  get text(): string {
+    return this.received.toString("latin1");
+  }
+
+  get bytes(): Buffer {
+    return this.received;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
   private wake(): void {
     for (const wake of this.waiters.splice(0)) wake();
   }
 
-  private until(predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  /** Resolves once predicate holds (checked on every event); rejects after timeoutMs. */
+  until(predicate: () => boolean, what = "waiting", timeoutMs = 20_000): Promise<void> {
     return new Promise((done, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`timed out; received so far: ${JSON.stringify(this.received.toString("latin1"))}`)), timeoutMs);
+      const deadline = setTimeout(() => reject(new Error(`${what}: timed out; received ${JSON.stringify(this.text)}`)), timeoutMs);
       const check = () => {
         if (predicate()) {
           clearTimeout(deadline);
@@ -282,33 +303,47 @@ export class Client {
     });
   }
 
-  send(data: string | Uint8Array): void {
-    this.socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data);
+  /** Waits until the received text ends with this (or the connection closed). */
+  async untilEndsWith(tail: string): Promise<string> {
+    await this.until(() => this.text.endsWith(tail) || this.closedFlag, `waiting for ${JSON.stringify(tail)}`);
+    return this.text;
   }
 
-  /** Half-closes: the server reads EOF. */
-  end(): void {
-    this.socket.end();
-  }
-
-  /** Waits for count CRLF-terminated lines in all (from the start of the connection). */
+  /** Waits for count CRLF-terminated lines in all (from the start of the connection), or the close. */
   async lines(count: number): Promise<string> {
-    await this.until(() => this.received.toString("latin1").split("\r\n").length > count || this.closed);
+    await this.until(() => this.text.split("\r\n").length > count || this.closedFlag, `waiting for ${count} lines`);
     return this.text;
   }
 
   /** Waits until the server closes the connection; resolves everything received. */
-  async untilClosed(): Promise<string> {
-    await this.until(() => this.closed);
+  async untilClosed(timeoutMs = 20_000): Promise<string> {
+    await this.until(() => this.closedFlag, "waiting for the close", timeoutMs);
     return this.text;
   }
 
-  get text(): string {
-    return this.received.toString("latin1");
+  /** Writes; resolves once the bytes are with the kernel. */
+  send(data: string | Uint8Array): Promise<void> {
+    return new Promise((done) => this.socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data, () => done()));
   }
 
-  get bytes(): Buffer {
-    return this.received;
+  /** One byte per write (and so per TCP segment, with Nagle off), each awaited. */
+  async sendBytewise(data: string): Promise<void> {
+    this.socket.setNoDelay(true);
+    for (const byte of Buffer.from(data, "latin1")) await this.send(Uint8Array.of(byte));
+  }
+
+  /** FIN: the server reads EOF. */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** RST. */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
   }
 }
 
@@ -316,14 +351,11 @@ export class Client {
 export async function converse(server: TcpServer, input: string | Uint8Array): Promise<{ text: string; status: string; pid: number }> {
   const client = await Client.connect(server.port);
   const pid = await server.pidFor(client.localPort);
-  client.send(input);
+  await client.send(input);
   const text = await client.untilClosed();
   return { text, status: await server.endOf(pid), pid };
 }
 
-export function readIfExists(path: string): Buffer | undefined {
-  return existsSync(path) ? readFileSync(path) : undefined;
-}
 
 /**
  * Waits until a line of file matches pattern (the fd-5 log is written after
@@ -347,4 +379,41 @@ export function waitForLine(file: string, pattern: RegExp, timeoutMs = 20_000): 
     };
     check();
   });
+}
+
+/** Runs a client program to completion with PATH=/usr/bin:/bin; resolves its exit code and all it printed. */
+export function runClient(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  input = "",
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString("latin1")));
+    child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString("latin1")));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, out }));
+    child.stdin!.end(input);
+  });
+}
+
+/**
+ * fetchmail, retrieving alice's mail from port into a file, with server
+ * options (`auth password`) and user options (`sslproto ""`): resolves that
+ * file's path once fetchmail ends, and its exit code and output.
+ */
+export async function fetchmail(port: number, serverOptions: string, userOptions: string): Promise<{ code: number | null; out: string; mail: string }> {
+  const home = tempDir();
+  const mail = join(home, "out");
+  const rc = join(home, "fetchmailrc");
+  writeFileSync(
+    rc,
+    `set no syslog\npoll 127.0.0.1 proto pop3 port ${port} timeout 20 ${serverOptions}\n` +
+      `  user "alice" there with password "wonderland" is "root" here\n` +
+      `  mda "/usr/bin/tee -a ${mail}"\n  fetchall keep ${userOptions}\n`,
+  );
+  chmodSync(rc, 0o600);
+  return { ...(await runClient("fetchmail", ["-f", rc, "--nodetach"], { HOME: home })), mail };
 }

@@ -4,114 +4,13 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, watch } from "node:fs";
-import { connect, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { expect } from "vitest";
-import { FIXTURES, TcpServer, variants, type ServerOptions, type Variant } from "./harness.ts";
+import { Client as RawClient, FIXTURES, TcpServer, transcripts, variants, type ServerOptions, type Variant } from "./harness.ts";
 
 export const HERE = import.meta.dirname;
 
-/** Every transcript the suite saw, for the final check that no runtime message reached a client. */
-export const transcripts: string[] = [];
-
-/** A client socket under the test's full control; what it receives is kept as latin1 text. */
-export class RawClient {
-  private received = Buffer.alloc(0);
-  private closedFlag = false;
-  private waiters: (() => void)[] = [];
-
-  private constructor(readonly socket: Socket) {
-    socket.on("data", (chunk) => {
-      this.received = Buffer.concat([this.received, chunk]);
-      this.wake();
-    });
-    socket.on("close", () => {
-      this.closedFlag = true;
-      transcripts.push(this.text);
-      this.wake();
-    });
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number): Promise<RawClient> {
-    return new Promise((done, reject) => {
-      const socket = connect(port, "127.0.0.1", () => done(new RawClient(socket)));
-      socket.on("error", reject);
-    });
-  }
-
-  get localPort(): number {
-    return this.socket.localPort!;
-  }
-
-  get text(): string {
-    return this.received.toString("latin1");
-  }
-
-  get closed(): boolean {
-    return this.closedFlag;
-  }
-
-  private wake(): void {
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  /** Resolves once predicate holds (checked on every event); rejects after timeoutMs. */
-  until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    return new Promise((done, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`${what}: timed out; received ${JSON.stringify(this.text)}`)), timeoutMs);
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(deadline);
-          done();
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** Waits until the received text ends with this (or the connection closed). */
-  async untilEndsWith(tail: string): Promise<string> {
-    await this.until(() => this.text.endsWith(tail) || this.closedFlag, `waiting for ${JSON.stringify(tail)}`);
-    return this.text;
-  }
-
-  /** Waits until count CRLF-ended lines arrived (or the connection closed). */
-  async lines(count: number): Promise<string> {
-    await this.until(() => this.text.split("\r\n").length > count || this.closedFlag, `waiting for ${count} lines`);
-    return this.text;
-  }
-
-  async untilClosed(timeoutMs = 20_000): Promise<string> {
-    await this.until(() => this.closedFlag, "waiting for the close", timeoutMs);
-    return this.text;
-  }
-
-  /** Writes and resolves once the bytes are with the kernel. */
-  send(data: string | Uint8Array): Promise<void> {
-    return new Promise((done) => this.socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data, () => done()));
-  }
-
-  /** One byte per write (and so per TCP segment, with Nagle off), each awaited. */
-  async sendBytewise(data: string): Promise<void> {
-    this.socket.setNoDelay(true);
-    for (const byte of Buffer.from(data, "latin1")) await this.send(Uint8Array.of(byte));
-  }
-
-  /** FIN: the server reads EOF. */
-  end(): void {
-    this.socket.end();
-  }
-
-  /** RST. */
-  reset(): void {
-    this.socket.resetAndDestroy();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
+export { RawClient, transcripts };
 
 function environOf(pid: number): string[] | undefined {
   try {

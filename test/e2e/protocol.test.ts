@@ -1,13 +1,11 @@
 // The wire, fd 3 and fd 5, byte for byte, under real tcpserver, for every runtime variant.
 
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Client, FIXTURES, TcpServer, converse, makeHomes, readIfExists, tempDir, variants } from "./harness.ts";
+import { Client, FIXTURES, TcpServer, converse, makeHomes, tempDir, variants } from "./harness.ts";
 
-const CHECKPASSWORD = join(FIXTURES, "checkpassword");
-const POP3D = join(FIXTURES, "pop3d");
 const NUL = "\0";
 
 describe.each(variants())("$name", (variant) => {
@@ -227,9 +225,3 @@ describe.each(variants())("$name", (variant) => {
     expect(status).toBe("1");
   });
 });
-
-// Silence "unused" for fixtures only referenced by path in some variants.
-void CHECKPASSWORD;
-void POP3D;
-void readIfExists;
-void chmodSync;

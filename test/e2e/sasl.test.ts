@@ -1,22 +1,11 @@
 // SASL AUTH (RFC 5034) with real clients, and RFC 2449/3206 response codes,
 // for every runtime variant.
 
-import { spawn } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TcpServer, converse, makeHomes, tempDir, testCertificate, variants, waitForLine } from "./harness.ts";
+import { TcpServer, converse, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants, waitForLine } from "./harness.ts";
 
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk.toString("latin1")));
-    child.stderr.on("data", (chunk) => (out += chunk.toString("latin1")));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, out }));
-  });
-}
 
 const b64 = (text: string) => Buffer.from(text, "latin1").toString("base64");
 const FIRST_SUBJECT = "Subject: hello from the test maildir";
@@ -48,7 +37,7 @@ describe.each(variants())("$name", (variant) => {
     ["LOGIN", "Login"],
     ["CRAM-MD5", "Cram-md5"],
   ])("curl --login-options AUTH=%s logs in; fd 5 says %s", async (mechanism, method) => {
-    const { code, out } = await run("curl", ["-sS", "--max-time", "20", "--login-options", `AUTH=${mechanism}`, `pop3://alice:wonderland@127.0.0.1:${server.port}/1`]);
+    const { code, out } = await runClient("curl", ["-sS", "--max-time", "20", "--login-options", `AUTH=${mechanism}`, `pop3://alice:wonderland@127.0.0.1:${server.port}/1`]);
     expect(code, out).toBe(0);
     expect(out).toContain(FIRST_SUBJECT);
     await logged(new RegExp(`Accept::AUTH::${method} P:POP3 .* \\?= 'alice'$`));
@@ -76,7 +65,7 @@ print(attempt("AUTH PLAIN", "*"))
 print(attempt("AUTH LOGIN", "%%%"))
 print(attempt("AUTH PLAIN " + b("root\\0alice\\0wonderland")))
 print(attempt("AUTH PLAIN " + b("\\0alice\\0wrong")))`;
-    const { code, out } = await run("python3", ["-c", script]);
+    const { code, out } = await runClient("python3", ["-c", script]);
     expect(code, out).toBe(0);
     expect(out.trim().split("\n")).toEqual([
       "['+ ', '-ERR authentication cancelled']",
@@ -89,7 +78,7 @@ print(attempt("AUTH PLAIN " + b("\\0alice\\0wrong")))`;
   test.each(["plain", "login"])("mpop --auth=%s over STLS retrieves both messages", async (auth) => {
     const home = tempDir();
     const mbox = join(home, "mbox");
-    const { code, out } = await run(
+    const { code, out } = await runClient(
       "mpop",
       [
         "--host=127.0.0.1", `--port=${starttls.port}`, `--auth=${auth}`, "--user=alice", "--passwordeval=echo wonderland",
@@ -104,17 +93,7 @@ print(attempt("AUTH PLAIN " + b("\\0alice\\0wrong")))`;
   });
 
   test("fetchmail with auth cram-md5 retrieves both messages", async () => {
-    const home = tempDir();
-    const mail = join(home, "out");
-    const rc = join(home, "fetchmailrc");
-    writeFileSync(
-      rc,
-      `set no syslog\npoll 127.0.0.1 proto pop3 port ${server.port} auth cram-md5 timeout 20\n` +
-        `  user "alice" there with password "wonderland" is "root" here\n` +
-        `  mda "/usr/bin/tee -a ${mail}"\n  fetchall keep sslproto ""\n`,
-    );
-    chmodSync(rc, 0o600);
-    const { code, out } = await run("fetchmail", ["-f", rc, "--nodetach"], { HOME: home });
+    const { code, out, mail } = await fetchmail(server.port, "auth cram-md5", 'sslproto ""');
     expect(code, out).toBe(0);
     expect(readFileSync(mail, "latin1")).toContain(FIRST_SUBJECT);
   });

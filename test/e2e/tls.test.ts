@@ -1,23 +1,11 @@
 // STLS over UCSPI-TLS (sslserver -n) and implicit TLS (port 995), through
 // the test sslserver, for every runtime variant.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ROOT, TcpServer, makeHomes, tempDir, testCertificate, variants } from "./harness.ts";
+import { ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants } from "./harness.ts";
 
-function run(command: string, args: string[], env: Record<string, string> = {}, input?: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk.toString("latin1")));
-    child.stderr.on("data", (chunk) => (out += chunk.toString("latin1")));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, out }));
-    child.stdin.end(input ?? "");
-  });
-}
 
 interface StarttlsResult {
   clear: string;
@@ -26,7 +14,7 @@ interface StarttlsResult {
 }
 
 async function starttls(port: number, clear: string, secure = ""): Promise<StarttlsResult> {
-  const { code, out } = await run("python3", [join(ROOT, "test/e2e/starttls-client.py"), String(port), JSON.stringify(clear), JSON.stringify(secure)]);
+  const { code, out } = await runClient("python3", [join(ROOT, "test/e2e/starttls-client.py"), String(port), JSON.stringify(clear), JSON.stringify(secure)]);
   if (code !== 0) throw new Error(out);
   return JSON.parse(out) as StarttlsResult;
 }
@@ -89,7 +77,7 @@ describe.each(variants())("$name", (variant) => {
 
   test("garbage instead of a ClientHello ends the session, nothing authenticated", async () => {
     rmSync(record, { force: true });
-    const client = await run("python3", [
+    const client = await runClient("python3", [
       "-c",
       `import socket
 s = socket.create_connection(("127.0.0.1", ${offered.port}), timeout=20)
@@ -125,7 +113,7 @@ print(repr(rest))`,
   });
 
   test("implicit TLS (port 995): POP3_SSL logs in, labelled POP3S, no STLS offered", async () => {
-    const { code, out } = await run("python3", [
+    const { code, out } = await runClient("python3", [
       "-c",
       `import poplib, ssl
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
@@ -140,7 +128,7 @@ p.user("alice"); p.pass_("wonderland"); print(p.stat()); p.quit()`,
   });
 
   test("openssl s_client -starttls pop3 logs in and retrieves a message", async () => {
-    const { out } = await run(
+    const { out } = await runClient(
       "openssl",
       ["s_client", "-quiet", "-ign_eof", "-starttls", "pop3", "-connect", `127.0.0.1:${offered.port}`],
       {},
@@ -150,16 +138,16 @@ p.user("alice"); p.pass_("wonderland"); print(p.stat()); p.quit()`,
   });
 
   test("curl over STLS (--ssl-reqd) and pop3s:// retrieve a message", async () => {
-    const stls = await run("curl", ["-sS", "-k", "--ssl-reqd", "--max-time", "20", `pop3://alice:wonderland@127.0.0.1:${offered.port}/1`]);
+    const stls = await runClient("curl", ["-sS", "-k", "--ssl-reqd", "--max-time", "20", `pop3://alice:wonderland@127.0.0.1:${offered.port}/1`]);
     expect(stls.code, stls.out).toBe(0);
     expect(stls.out).toContain(FIRST_SUBJECT);
-    const pop3s = await run("curl", ["-sS", "-k", "--max-time", "20", `pop3s://alice:wonderland@127.0.0.1:${implicit.port}/1`]);
+    const pop3s = await runClient("curl", ["-sS", "-k", "--max-time", "20", `pop3s://alice:wonderland@127.0.0.1:${implicit.port}/1`]);
     expect(pop3s.code, pop3s.out).toBe(0);
     expect(pop3s.out).toContain(FIRST_SUBJECT);
   });
 
   test("python poplib stls() logs in", async () => {
-    const { code, out } = await run("python3", [
+    const { code, out } = await runClient("python3", [
       "-c",
       `import poplib, ssl
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
@@ -175,7 +163,7 @@ print(b"\\n".join(p.retr(1)[1]).decode()); p.quit()`,
   test("mpop over STLS retrieves both messages", async () => {
     const home = tempDir();
     const mbox = join(home, "mbox");
-    const { code, out } = await run(
+    const { code, out } = await runClient(
       "mpop",
       [
         "--host=127.0.0.1", `--port=${offered.port}`, "--auth=user", "--user=alice", "--passwordeval=echo wonderland",
@@ -189,18 +177,7 @@ print(b"\\n".join(p.retr(1)[1]).decode()); p.quit()`,
   });
 
   test("fetchmail over STLS retrieves both messages", async () => {
-    const home = tempDir();
-    mkdirSync(home, { recursive: true });
-    const mail = join(home, "out");
-    const rc = join(home, "fetchmailrc");
-    writeFileSync(
-      rc,
-      `set no syslog\npoll 127.0.0.1 proto pop3 port ${offered.port} auth password timeout 20\n` +
-        `  user "alice" there with password "wonderland" is "root" here\n` +
-        `  mda "/usr/bin/tee -a ${mail}"\n  fetchall keep sslproto "tls1.2+" no sslcertck\n`,
-    );
-    chmodSync(rc, 0o600);
-    const { code, out } = await run("fetchmail", ["-f", rc, "--nodetach"], { HOME: home });
+    const { code, out, mail } = await fetchmail(offered.port, "auth password", 'sslproto "tls1.2+" no sslcertck');
     expect(code, out).toBe(0);
     expect(readFileSync(mail, "latin1")).toContain(FIRST_SUBJECT);
   });
