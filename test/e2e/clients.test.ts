@@ -4,11 +4,10 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
+import { FIRST_SUBJECT, TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
 
 /** Runs a client to completion; resolves its exit code and output. */
 
-const FIRST_SUBJECT = "Subject: hello from the test maildir";
 
 describe.each(variants())("$name", (variant) => {
   const homes = makeHomes();

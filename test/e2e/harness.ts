@@ -10,6 +10,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
+/** The subject of message 1 in the Maildir make-maildir creates. */
+export const FIRST_SUBJECT = "Subject: hello from the test maildir";
 export const FIXTURES = join(ROOT, "test/fixtures");
 const BIN = join(ROOT, "node_modules/.bin");
 

@@ -4,11 +4,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TcpServer, converse, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants, waitForLine } from "./harness.ts";
+import { FIRST_SUBJECT, TcpServer, converse, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants, waitForLine } from "./harness.ts";
 
 
 const b64 = (text: string) => Buffer.from(text, "latin1").toString("base64");
-const FIRST_SUBJECT = "Subject: hello from the test maildir";
 
 describe.each(variants())("$name", (variant) => {
   const homes = makeHomes();

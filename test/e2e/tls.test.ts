@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants } from "./harness.ts";
+import { FIRST_SUBJECT, ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, testCertificate, variants } from "./harness.ts";
 
 
 interface StarttlsResult {
@@ -20,7 +20,6 @@ async function starttls(port: number, clear: string, secure = ""): Promise<Start
 }
 
 const CAPA_HEAD = "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n";
-const FIRST_SUBJECT = "Subject: hello from the test maildir";
 
 describe.each(variants())("$name", (variant) => {
   const homes = makeHomes();

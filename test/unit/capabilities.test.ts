@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { configOf } from "./config-of.ts";
 import { capabilities, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "../../src/core/capabilities.ts";
-import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
+import { readConfig, type Config } from "../../src/core/config.ts";
 import { handleLine, initialState, type SessionState } from "../../src/core/session.ts";
 
-/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
-const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
-
-function configOf(env: Environment = {}): Config {
-  env = { ...SSL_FDS, ...env };
-  const config = readConfig(["mail.example.org", "checkpassword"], env);
-  if (config === undefined) throw new Error("readConfig refused valid arguments");
-  return config;
-}
 
 const clear: SessionState = { user: undefined, tls: false };
 const secure: SessionState = { user: undefined, tls: true };

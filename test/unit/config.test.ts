@@ -1,15 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { apopModeOf, DEFAULT_TIMEOUT_SECONDS, readConfig, stlsModeOf, timeoutOf, type Config, type Environment } from "../../src/core/config.ts";
+import { configOf } from "./config-of.ts";
+import { apopModeOf, DEFAULT_TIMEOUT_SECONDS, readConfig, stlsModeOf, timeoutOf } from "../../src/core/config.ts";
 
-/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
-const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
-
-function configOf(env: Environment = {}): Config {
-  env = { ...SSL_FDS, ...env };
-  const config = readConfig(["mail.example.org", "checkpassword"], env);
-  if (config === undefined) throw new Error("readConfig refused valid arguments");
-  return config;
-}
 
 describe("arguments", () => {
   it("takes the hostname and the subprogram with its arguments", () => {

@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { configOf } from "./config-of.ts";
 import { decodeBase64, encodeBase64 } from "../../src/core/base64.ts";
-import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
+import { type Config } from "../../src/core/config.ts";
 import { COMMAND_LINE_LIMIT } from "../../src/core/line-reader.ts";
 import { SASL_RESPONSE_LIMIT, decodeCramMd5, decodePlain } from "../../src/core/sasl.ts";
 import { handleLine, initialState, lineLimit, type Action, type SessionState } from "../../src/core/session.ts";
@@ -10,9 +11,6 @@ import { apopTimestamp } from "../../src/core/timestamp.ts";
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, "latin1"));
 const b64 = (text: string) => Buffer.from(text, "latin1").toString("base64");
 
-function configOf(env: Environment = {}): Config {
-  return readConfig(["mail.example.org", "checkpassword"], { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8", ...env })!;
-}
 
 /** Runs lines through the session; collects reply text and the actions. */
 function run(config: Config, lines: string[], state: SessionState = initialState(config, bytes("<1.2@mail.example.org>"))) {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
+import { configOf as configOfWith } from "./config-of.ts";
+import { type Config, type Environment } from "../../src/core/config.ts";
 import type { LineEvent } from "../../src/core/line-reader.ts";
 import {
   authOutcome,
@@ -17,15 +18,7 @@ import { apopTimestamp } from "../../src/core/timestamp.ts";
 /** The bytes of a string, one byte per character (latin1): `\xe9` is the byte 0xe9. */
 const bin = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, "latin1"));
 
-/** The UCSPI-TLS descriptors are given, as sslserver -n does, unless a test says otherwise. */
-const SSL_FDS = { SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
-
-function configOf(env: Environment = {}): Config {
-  env = { ...SSL_FDS, ...env };
-  const config = readConfig(["mail.example.org", "checkpassword", "qmail-pop3d", "Maildir"], env);
-  if (config === undefined) throw new Error("readConfig refused valid arguments");
-  return config;
-}
+const configOf = (env: Environment = {}): Config => configOfWith(env, ["checkpassword", "qmail-pop3d", "Maildir"]);
 
 type Input = string | Uint8Array | LineEvent;
 
