@@ -417,5 +417,7 @@ export async function fetchmail(port: number, serverOptions: string, userOptions
       `  mda "/usr/bin/tee -a ${mail}"\n  fetchall keep ${userOptions}\n`,
   );
   chmodSync(rc, 0o600);
-  return { ...(await runClient("fetchmail", ["-f", rc, "--nodetach"], { HOME: home })), mail };
+  // A lock file of its own: as root, fetchmail locks /var/run/fetchmail.pid, and two runs at once collide.
+  const args = ["-f", rc, "--nodetach", "--pidfile", join(home, "fetchmail.pid")];
+  return { ...(await runClient("fetchmail", args, { HOME: home })), mail };
 }
