@@ -1,9 +1,9 @@
 // The waiting process. Once the credentials are in a pipe, qmail-popup only
 // waits for the subprogram and reports; where the runtime can call execve
-// (Bun), it becomes this small /bin/sh script instead, keeping its pid
-// (tcpserver's accounting) and giving back the runtime's memory. The
-// replies and the log lines are the ones serve.ts would write, computed
-// here in advance; the password is only in the pipe.
+// (Bun and Deno, through libc), it becomes this small /bin/sh script
+// instead, keeping its pid (tcpserver's accounting) and giving back the
+// runtime's memory. The replies and the log lines are the ones serve.ts
+// would write, computed here in advance; the password is only in the pipe.
 
 import { formatLogLine, type LogEntry } from "./core/log.ts";
 import { authOutcome } from "./core/session.ts";
