@@ -37,7 +37,7 @@ async function makeNonBlocking(fd: number): Promise<void> {
   try {
     new Socket({ fd, readable: false, writable: false, manualStart: true } as never);
   } catch {
-    // A file or a terminal: reads on it do not block for long anyway.
+    // A regular file (its reads never block) or a terminal (a person typing): polled as it is.
   }
 }
 
