@@ -28,7 +28,7 @@ VERSION := $(shell sed -n 's/^export const VERSION = "\(.*\)";$$/\1/p' src/versi
 # The banner puts "qmail-popup VERSION" in every binary where strings(1) finds it:
 # the minifier keeps /*! comments, while the usage line's ${VERSION} is not folded.
 BANNER := /*! qmail-popup $(VERSION) */
-BUN_FLAGS := --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig --banner='$(BANNER)'
+BUN_FLAGS := --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig --compile-jit-policy=10 --banner='$(BANNER)'
 
 # The release matrix. Runtimes come from the npm registry at build time, pinned
 # with their integrity in scripts/runtimes.lock (scripts/fetch-runtime), into a
