@@ -1,10 +1,9 @@
-// The platform on Bun: descriptor I/O through libc (bun:ffi), the
-// subprogram through Bun's node:child_process, as on Node.
+// The platform on Bun: descriptor I/O through libc (bun:ffi); the
+// subprogram and the fd-5 check as on Node (Bun's node:child_process, fstat).
 
 import { dlopen, ptr } from "bun:ffi";
-import { isInheritedDescriptor } from "./descriptors.ts";
 import { LIBC_CANDIDATES, execIntoWaiter, translateSignatures, libcDescriptorOps, type ExecLibc, type LibcDescriptorOps } from "./libc.ts";
-import { nodePlatform, statDescriptor } from "./node.ts";
+import { nodePlatform } from "./node.ts";
 import type { Platform } from "./types.ts";
 
 // Int returns are read as 32 bits: ssize_t's values here (-1, a few kilobytes) fit.
@@ -42,7 +41,6 @@ export function bunPlatform(): Platform {
     readLinePart: (fd, buffer, deadlineMs) => (bind()?.io ?? base).readLinePart(fd, buffer, deadlineMs),
     // The greeting goes out through node:fs; everything after, through libc.
     write: (fd, bytes, deadlineMs) => (bound ? bound.io : base).write(fd, bytes, deadlineMs),
-    inheritedFd: (fd) => isInheritedDescriptor(fd, statDescriptor),
     becomeWaiter: (descriptors, planFor) => {
       const libc = bind()?.libc;
       if (libc === undefined) return "no libc";
