@@ -37,7 +37,11 @@ RUNTIMES := node_modules/.cache/qmail-popup-runtimes
 BUN_TARGETS := linux-x64 linux-x64-baseline linux-x64-musl linux-arm64 linux-arm64-musl freebsd-x64 freebsd-arm64
 SEA_ARCHS := x64 arm64
 DIST_BINARIES := $(BUN_TARGETS:%=dist/qmail-popup-bun-%) $(SEA_ARCHS:%=dist/qmail-popup-node-linux-%)
-HOST_ARCH := $(shell uname -m | sed -e 's/^x86_64$$/x64/' -e 's/^aarch64$$/arm64/')
+HOST_ARCH := $(shell uname -m | sed -e 's/^x86_64$$/x64/' -e 's/^amd64$$/x64/' -e 's/^aarch64$$/arm64/')
+HOST_OS := $(shell uname -s | tr A-Z a-z)
+# The Bun target `make` builds dist/qmail-popup for; a musl host (Alpine) gives
+# HOST_BUN_TARGET=linux-x64-musl or linux-arm64-musl.
+HOST_BUN_TARGET = $(HOST_OS)-$(HOST_ARCH)
 # The node that runs `--build-sea`: the pinned Node of this host's architecture.
 SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
@@ -54,9 +58,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json
 
-dist/qmail-popup: node_modules/.package-lock.json $(SOURCES) Makefile
-	@mkdir -p dist
-	$(BIN)/bun build --compile $(BUN_FLAGS) --outfile=$@ src/entry/bun.ts
+# This host's binary is the matrix's binary for this host.
+dist/qmail-popup: dist/qmail-popup-bun-$(HOST_BUN_TARGET)
+	cp $< $@
 
 dist/qmail-popup-node.mjs: node_modules/.package-lock.json $(SOURCES)
 	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile=$@
@@ -130,17 +134,22 @@ $(RUNTIMES)/@oven/%/bin/bun: scripts/runtimes.lock
 $(RUNTIMES)/node-linux-%/bin/node: scripts/runtimes.lock
 	sh scripts/fetch-runtime node-linux-$* $(RUNTIMES) >/dev/null
 
+# The runtime every Bun binary is built from: the pinned one with BUN_OPTIONS,
+# BUN_BE_BUN and the debugger's variables disabled (no compile flag does that).
+$(RUNTIMES)/@oven/%/bin/bun-hardened: $(RUNTIMES)/@oven/%/bin/bun scripts/harden-bun-runtime.mjs
+	node scripts/harden-bun-runtime.mjs $< $@
+
 # The fetched runtimes are a cache, not intermediates for make to delete.
-.PRECIOUS: $(RUNTIMES)/@oven/%/bin/bun $(RUNTIMES)/node-linux-%/bin/node
+.PRECIOUS: $(RUNTIMES)/@oven/%/bin/bun $(RUNTIMES)/@oven/%/bin/bun-hardened $(RUNTIMES)/node-linux-%/bin/node
 
 .SECONDEXPANSION:
 
 # Every Bun binary is compiled as .../qmail-popup and renamed: the output name is
 # embedded (/$bunfs/root/NAME), so all of them, and dist/qmail-popup, carry the same.
-dist/qmail-popup-bun-%: node_modules/.package-lock.json $(SOURCES) Makefile $(RUNTIMES)/$$(call bun_package,$$*)/bin/bun
+dist/qmail-popup-bun-%: node_modules/.package-lock.json $(SOURCES) Makefile $(RUNTIMES)/$$(call bun_package,$$*)/bin/bun-hardened
 	@mkdir -p dist/.build/bun-$*
 	$(BIN)/bun build --compile $(BUN_FLAGS) --target=bun-$* \
-	  --compile-executable-path=$(RUNTIMES)/$(call bun_package,$*)/bin/bun \
+	  --compile-executable-path=$(RUNTIMES)/$(call bun_package,$*)/bin/bun-hardened \
 	  --outfile=dist/.build/bun-$*/qmail-popup src/entry/bun.ts
 	mv dist/.build/bun-$*/qmail-popup $@
 

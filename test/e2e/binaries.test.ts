@@ -13,7 +13,7 @@ import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "./harness.ts";
 
 const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
@@ -50,6 +50,9 @@ const MATRIX: readonly Artifact[] = [
   { name: "qmail-popup-node-linux-x64", arch: "x64", os: "linux", interpreter: INTERPRETER["linux-x64"], ci: HOST_ARCH === "x64" },
   { name: "qmail-popup-node-linux-arm64", arch: "arm64", os: "linux", interpreter: INTERPRETER["linux-arm64"], ci: HOST_ARCH === "arm64" },
 ];
+
+/** The variables scripts/harden-bun-runtime.mjs disables in the runtime the Bun binaries are built from. */
+const DISABLED_BUN_VARIABLES = ["BUN_OPTIONS", "BUN_BE_BUN", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO", "BUN_INSPECT_PRELOAD"];
 
 const HOST_BINARY = join(DIST, "qmail-popup");
 const HOST_SEA = join(DIST, `qmail-popup-node-linux-${HOST_ARCH}`);
@@ -153,6 +156,15 @@ describe.each(MATRIX.map((artifact) => [artifact.name, artifact] as const))("dis
     // A runtime and a 20 kB program: anything much smaller is not a compiled binary.
     expect(size).toBeGreaterThan(50e6);
     table.set(artifact.name, { size, ran: table.get(artifact.name)?.ran ?? "" });
+  });
+
+  if (!artifact.name.includes("-node-")) it.skipIf(!present)("is built from the hardened runtime: it looks up none of BUN_OPTIONS, BUN_BE_BUN, BUN_INSPECT*", () => {
+    const binary = readFileSync(path);
+    for (const name of DISABLED_BUN_VARIABLES) {
+      expect(binary.indexOf(`\0${name}\0`), `${name} is looked up`).toBe(-1);
+      // The patched name is there: the runtime is the pinned one, patched, not another.
+      expect(binary.indexOf(`\0\0${name.slice(1)}\0`), `${name} patched`).toBeGreaterThan(-1);
+    }
   });
 
   const how = launcher(artifact);
@@ -312,19 +324,62 @@ function runHostile(binary: string, env: (evil: string) => Record<string, string
   return { greeting: result.stdout, marker: existsSync(marker) ? readFileSync(marker, "latin1") : undefined };
 }
 
-const SAFE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][] = [
+const HOSTILE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][] = [
   ["none (only the hostile .env and bunfig.toml in the working directory)", () => ({})],
   ["NODE_OPTIONS=--require", (evil) => ({ NODE_OPTIONS: `--require ${evil}` })],
   ["NODE_OPTIONS=--import", (evil) => ({ NODE_OPTIONS: `--import ${evil}` })],
-  ["BUN_OPTIONS=--smol with NODE_OPTIONS=--require", (evil) => ({ BUN_OPTIONS: "--smol", NODE_OPTIONS: `--require ${evil}` })],
+  ["BUN_OPTIONS=--preload", (evil) => ({ BUN_OPTIONS: `--preload ${evil}` })],
+  // Both together, as the issue puts it.
+  ["NODE_OPTIONS=--require and BUN_OPTIONS=--preload", (evil) => ({ NODE_OPTIONS: `--require ${evil}`, BUN_OPTIONS: `--preload ${evil}` })],
+  // The binary would turn into the bun CLI and run ./mail.test (the host name argument).
+  ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })],
   ["BUN_INSPECT_PRELOAD", (evil) => ({ BUN_INSPECT_PRELOAD: evil })],
 ];
-// Both together, as the issue puts it.
-const BOTH: [string, (evil: string) => Record<string, string>] = [
-  "NODE_OPTIONS=--require and BUN_OPTIONS=--preload",
-  (evil) => ({ NODE_OPTIONS: `--require ${evil}`, BUN_OPTIONS: `--preload ${evil}` }),
-];
-const BUN_BE_BUN: [string, (evil: string) => Record<string, string>] = ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })];
+
+/** A TCP port nothing listens on (it was free a moment ago). */
+async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((closed) => server.close(() => closed()));
+  return port;
+}
+
+/** Whether a TCP connection to 127.0.0.1:port is accepted (false: refused). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((answer) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), answer(true)));
+    socket.once("error", () => answer(false));
+  });
+}
+
+/**
+ * Starts binary with BUN_INSPECT asking for a debugger that the program waits
+ * for (?wait=1). A runtime that honours it listens on the port and runs
+ * nothing until a debugger connects; a hardened one greets. After the
+ * greeting, the port must refuse connections; then QUIT ends the session.
+ */
+async function greetUnderBunInspect(binary: string): Promise<{ greeting: string; debuggerListening: boolean; status: number | null }> {
+  const port = await unusedPort();
+  const child = spawn(binary, ["mail.test", "/bin/true"], {
+    env: { PATH: "/usr/bin:/bin", BUN_INSPECT: `127.0.0.1:${port}/qmail-popup?wait=1` },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+  child.stdout!.setEncoding("latin1");
+  let received = "";
+  await new Promise<void>((greeted) =>
+    child.stdout!.on("data", (chunk: string) => {
+      received += chunk;
+      if (received.includes("\r\n")) greeted();
+    }),
+  );
+  const debuggerListening = await accepts(port);
+  child.stdin!.end("QUIT\r\n");
+  const status = await exited;
+  return { greeting: received, debuggerListening, status };
+}
 
 describe("a hostile working directory and environment load no code", () => {
   it("the probe works: plain node loads evil.js from NODE_OPTIONS (it can fail)", () => {
@@ -334,7 +389,7 @@ describe("a hostile working directory and environment load no code", () => {
   });
 
   describe.skipIf(!existsSync(HOST_SEA))(`the Node SEA, dist/qmail-popup-node-linux-${HOST_ARCH}`, () => {
-    for (const [name, env] of [...SAFE_ENVIRONMENTS, BOTH, BUN_BE_BUN]) {
+    for (const [name, env] of HOSTILE_ENVIRONMENTS) {
       it(name, () => {
         const { greeting, marker } = runHostile(HOST_SEA, env);
         expect(marker).toBeUndefined();
@@ -344,26 +399,37 @@ describe("a hostile working directory and environment load no code", () => {
   });
 
   describe.skipIf(!existsSync(HOST_BINARY))("the Bun binary, dist/qmail-popup", () => {
-    for (const [name, env] of SAFE_ENVIRONMENTS) {
+    for (const [name, env] of HOSTILE_ENVIRONMENTS) {
       it(name, () => {
         const { greeting, marker } = runHostile(HOST_BINARY, env);
         expect(marker).toBeUndefined();
         expect(greeting).toBe("+OK\r\n+OK \r\n");
       });
     }
-    // KNOWN GAP in Bun 1.4.5, no compile flag turns it off: a compiled binary
-    // still applies BUN_OPTIONS (--preload runs a file before the program), and
-    // BUN_BE_BUN=1 turns it into the bun CLI, which runs ./mail.test (the
-    // hostname argument) from the working directory. Only whoever sets
-    // qmail-popup's environment (its run script, tcprules) can use either.
-    // it.fails: these start failing, on purpose, the day Bun closes the gap.
-    it.fails(`KNOWN GAP: ${BOTH[0]} (BUN_OPTIONS --preload is applied)`, () => {
-      const { marker } = runHostile(HOST_BINARY, BOTH[1]);
-      expect(marker).toBeUndefined();
+    it("BUN_INSPECT=127.0.0.1:PORT/…?wait=1: greets at once, and no debugger listens", async () => {
+      expect(await greetUnderBunInspect(HOST_BINARY)).toEqual({ greeting: "+OK\r\n+OK \r\n", debuggerListening: false, status: 0 });
     });
-    it.fails(`KNOWN GAP: ${BUN_BE_BUN[0]} (the binary becomes bun and runs ./mail.test)`, () => {
-      const { marker } = runHostile(HOST_BINARY, BUN_BE_BUN[1]);
-      expect(marker).toBeUndefined();
+  });
+
+  // The same program built from the runtime as npm ships it: the tests above
+  // would fail on it. Why the build hardens the runtime.
+  describe("the probe works: qmail-popup compiled from the unhardened runtime loads code (it can fail)", () => {
+    let unhardened = "";
+    beforeAll(() => {
+      unhardened = join(tempDir("qmail-popup-unhardened-"), "qmail-popup");
+      const flags = ["--compile", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig"];
+      const build = spawnSync(join(ROOT, "node_modules/.bin/bun"), ["build", ...flags, `--outfile=${unhardened}`, join(ROOT, "src/entry/bun.ts")], { encoding: "latin1" });
+      expect(build.status, build.stderr).toBe(0);
+    }, 120_000);
+    const loads: [string, (evil: string) => Record<string, string>][] = HOSTILE_ENVIRONMENTS.filter(([name]) => name === "BUN_OPTIONS=--preload" || name === "BUN_BE_BUN=1");
+    for (const [name, env] of loads) {
+      it(name, () => {
+        expect(runHostile(unhardened, env).marker).toMatch(/^loaded /);
+      });
+    }
+    it("its runtime looks these variables up", () => {
+      const binary = readFileSync(unhardened);
+      for (const name of DISABLED_BUN_VARIABLES) expect(binary.indexOf(`\0${name}\0`), name).toBeGreaterThan(-1);
     });
   });
 });
