@@ -334,6 +334,9 @@ const HOSTILE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][]
   // The binary would turn into the bun CLI and run ./mail.test (the host name argument).
   ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })],
   ["BUN_INSPECT_PRELOAD", (evil) => ({ BUN_INSPECT_PRELOAD: evil })],
+  // The hardened runtime looks those names up as "": an entry with an empty name must not answer.
+  ["an entry with an empty name, =--preload", (evil) => ({ "": `--preload ${evil}` })],
+  ["an entry with an empty name, =1", () => ({ "": "1" })],
 ];
 
 /** A TCP port nothing listens on (it was free a moment ago). */
@@ -355,15 +358,15 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /**
- * Starts binary with BUN_INSPECT asking for a debugger that the program waits
+ * Starts binary with BUN_INSPECT (or another variable) asking for a debugger that the program waits
  * for (?wait=1). A runtime that honours it listens on the port and runs
  * nothing until a debugger connects; a hardened one greets. After the
  * greeting, the port must refuse connections; then QUIT ends the session.
  */
-async function greetUnderBunInspect(binary: string): Promise<{ greeting: string; debuggerListening: boolean; status: number | null }> {
+async function greetUnderBunInspect(binary: string, variable: string): Promise<{ greeting: string; debuggerListening: boolean; status: number | null }> {
   const port = await unusedPort();
   const child = spawn(binary, ["mail.test", "/bin/true"], {
-    env: { PATH: "/usr/bin:/bin", BUN_INSPECT: `127.0.0.1:${port}/qmail-popup?wait=1` },
+    env: { PATH: "/usr/bin:/bin", [variable]: `127.0.0.1:${port}/qmail-popup?wait=1` },
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise<number | null>((done) => child.on("close", (code) => done(code)));
@@ -406,9 +409,11 @@ describe("a hostile working directory and environment load no code", () => {
         expect(greeting).toBe("+OK\r\n+OK \r\n");
       });
     }
-    it("BUN_INSPECT=127.0.0.1:PORT/…?wait=1: greets at once, and no debugger listens", async () => {
-      expect(await greetUnderBunInspect(HOST_BINARY)).toEqual({ greeting: "+OK\r\n+OK \r\n", debuggerListening: false, status: 0 });
-    });
+    for (const variable of ["BUN_INSPECT", ""]) {
+      it(`${variable || "an entry with an empty name"}=127.0.0.1:PORT/…?wait=1: greets at once, and no debugger listens`, async () => {
+        expect(await greetUnderBunInspect(HOST_BINARY, variable)).toEqual({ greeting: "+OK\r\n+OK \r\n", debuggerListening: false, status: 0 });
+      });
+    }
   });
 
   // The same program built from the runtime as npm ships it: the tests above
