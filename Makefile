@@ -58,9 +58,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json
 
-# This host's binary is the matrix's binary for this host.
+# This host's binary is the matrix's binary for this host (renamed into place:
+# a running demo keeps its binary, where cp onto it would fail, text file busy).
 dist/qmail-popup: dist/qmail-popup-bun-$(HOST_BUN_TARGET)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 dist/qmail-popup-node.mjs: node_modules/.package-lock.json $(SOURCES)
 	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile=$@
