@@ -31,9 +31,8 @@ const binary = readFileSync(runtime);
 for (const name of DISABLED_VARIABLES) {
   const needle = Buffer.from(`\0${name}\0`, "latin1");
   const first = binary.indexOf(needle);
-  const count = first < 0 ? 0 : 1 + (binary.indexOf(needle, first + 1) >= 0 ? 1 : 0);
-  if (count !== 1) {
-    console.error(`harden-bun-runtime: ${runtime}: "${name}" found ${count === 0 ? "nowhere" : "more than once"} as a NUL-terminated string; expected once`);
+  if (first < 0 || binary.indexOf(needle, first + 1) >= 0) {
+    console.error(`harden-bun-runtime: ${runtime}: "${name}" found ${first < 0 ? "nowhere" : "more than once"} as a NUL-terminated string; expected once`);
     process.exit(1);
   }
   binary[first + 1] = 0;

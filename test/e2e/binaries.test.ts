@@ -11,7 +11,7 @@
 
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer, connect, type Socket } from "node:net";
+import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "./harness.ts";
@@ -205,11 +205,16 @@ describe.each(MATRIX.map((artifact) => [artifact.name, artifact] as const))("dis
 
 // --- no Node, Bun or Deno on the host; fd 0 and 1 a socket ----------------------
 
-/** A connected pair of loopback sockets: [the end given to the child, ours]. */
-async function socketPair(): Promise<[Socket, Socket]> {
+/** A TCP server on 127.0.0.1, on a port the system picks. */
+async function listenOnLoopback(): Promise<{ server: Server; port: number }> {
   const server = createServer();
   await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
-  const port = (server.address() as { port: number }).port;
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** A connected pair of loopback sockets: [the end given to the child, ours]. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const { server, port } = await listenOnLoopback();
   const accepted = new Promise<Socket>((done) => server.once("connection", done));
   const ours = connect(port, "127.0.0.1");
   await new Promise<void>((connected) => ours.once("connect", connected));
@@ -324,15 +329,19 @@ function runHostile(binary: string, env: (evil: string) => Record<string, string
   return { greeting: result.stdout, marker: existsSync(marker) ? readFileSync(marker, "latin1") : undefined };
 }
 
-const HOSTILE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][] = [
+type HostileEnvironment = [name: string, env: (evil: string) => Record<string, string>];
+const BUN_OPTIONS_PRELOAD: HostileEnvironment = ["BUN_OPTIONS=--preload", (evil) => ({ BUN_OPTIONS: `--preload ${evil}` })];
+// The binary would turn into the bun CLI and run ./mail.test (the host name argument).
+const BUN_BE_BUN: HostileEnvironment = ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })];
+const HOSTILE_ENVIRONMENTS: HostileEnvironment[] = [
   ["none (only the hostile .env and bunfig.toml in the working directory)", () => ({})],
   ["NODE_OPTIONS=--require", (evil) => ({ NODE_OPTIONS: `--require ${evil}` })],
   ["NODE_OPTIONS=--import", (evil) => ({ NODE_OPTIONS: `--import ${evil}` })],
-  ["BUN_OPTIONS=--preload", (evil) => ({ BUN_OPTIONS: `--preload ${evil}` })],
+  ["BUN_OPTIONS=--smol with NODE_OPTIONS=--require", (evil) => ({ BUN_OPTIONS: "--smol", NODE_OPTIONS: `--require ${evil}` })],
+  BUN_OPTIONS_PRELOAD,
   // Both together, as the issue puts it.
   ["NODE_OPTIONS=--require and BUN_OPTIONS=--preload", (evil) => ({ NODE_OPTIONS: `--require ${evil}`, BUN_OPTIONS: `--preload ${evil}` })],
-  // The binary would turn into the bun CLI and run ./mail.test (the host name argument).
-  ["BUN_BE_BUN=1", () => ({ BUN_BE_BUN: "1" })],
+  BUN_BE_BUN,
   ["BUN_INSPECT_PRELOAD", (evil) => ({ BUN_INSPECT_PRELOAD: evil })],
   // The hardened runtime looks those names up as "": an entry with an empty name must not answer.
   ["an entry with an empty name, =--preload", (evil) => ({ "": `--preload ${evil}` })],
@@ -341,9 +350,7 @@ const HOSTILE_ENVIRONMENTS: [string, (evil: string) => Record<string, string>][]
 
 /** A TCP port nothing listens on (it was free a moment ago). */
 async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
-  const port = (server.address() as { port: number }).port;
+  const { server, port } = await listenOnLoopback();
   await new Promise<void>((closed) => server.close(() => closed()));
   return port;
 }
@@ -426,8 +433,7 @@ describe("a hostile working directory and environment load no code", () => {
       const build = spawnSync(join(ROOT, "node_modules/.bin/bun"), ["build", ...flags, `--outfile=${unhardened}`, join(ROOT, "src/entry/bun.ts")], { encoding: "latin1" });
       expect(build.status, build.stderr).toBe(0);
     }, 120_000);
-    const loads: [string, (evil: string) => Record<string, string>][] = HOSTILE_ENVIRONMENTS.filter(([name]) => name === "BUN_OPTIONS=--preload" || name === "BUN_BE_BUN=1");
-    for (const [name, env] of loads) {
+    for (const [name, env] of [BUN_OPTIONS_PRELOAD, BUN_BE_BUN]) {
       it(name, () => {
         expect(runHostile(unhardened, env).marker).toMatch(/^loaded /);
       });
