@@ -1,11 +1,22 @@
 // Byte helpers. The protocol is bytes, never text: nothing here decodes
 // a client's input, and replies are plain ASCII.
+//
+// Arguments and environment values arrive as bytes and are carried as
+// "byte strings": one char per byte (0-255), so that they survive every
+// string operation unchanged and turn back into the same bytes.
 
-const encoder = new TextEncoder();
-
-/** The bytes of a string of our own (replies, the hostname argument). */
+/** The bytes of a byte string (replies, the hostname argument, environment values). */
 export function bytesOf(text: string): Uint8Array {
-  return encoder.encode(text);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+  return bytes;
+}
+
+/** The byte string of some bytes (see bytesOf). */
+export function byteString(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return text;
 }
 
 /**
