@@ -1,11 +1,13 @@
 # qmail-popup: build, test, install.
-#   make            dist/qmail-popup (Bun-compiled for this host) and the Node and Deno bundles
+#   make            dist/qmail-popup (the front, C) and dist/qmail-popup-runtime (Bun-compiled
+#                   for this host), and the Node and Deno bundles
 #   make test       everything: installs what the tests need, builds, runs them
 #   make fuzz       the core's property tests, FUZZ_RUNS (200000) cases each
 #   make demo       a POP3 service on 127.0.0.1:11110 with a demo user
-#   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from an already built
-#                   binary: needs neither Node nor node_modules (QMAIL_POPUP_BINARY= picks
-#                   another artifact, e.g. dist/qmail-popup-bun-linux-arm64)
+#   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from already built
+#                   binaries: needs neither Node nor node_modules (QMAIL_POPUP_FRONT= and
+#                   QMAIL_POPUP_RUNTIME= pick other artifacts, e.g. dist/qmail-popup-front-linux-arm64
+#                   and dist/qmail-popup-bun-linux-arm64)
 #   make dist       the release matrix: dist/qmail-popup-<runtime>-<os>-<arch>, dist/SHA256SUMS
 #   make dist-ci    what `make test` builds and tests: the matrix and the .deb
 #   make deb        dist/qmail-popup_<version>_amd64.deb (DEB_ARCH=arm64 for arm64)
@@ -20,7 +22,8 @@ PREFIX = /var/qmail
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/man
 DESTDIR ?=
-QMAIL_POPUP_BINARY = dist/qmail-popup
+QMAIL_POPUP_FRONT = dist/qmail-popup
+QMAIL_POPUP_RUNTIME = dist/qmail-popup-runtime
 
 BIN := node_modules/.bin
 SOURCES := $(shell find src -name '*.ts') package.json
@@ -36,7 +39,8 @@ BUN_FLAGS := --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-
 RUNTIMES := node_modules/.cache/qmail-popup-runtimes
 BUN_TARGETS := linux-x64 linux-x64-baseline linux-x64-musl linux-arm64 linux-arm64-musl freebsd-x64 freebsd-arm64
 SEA_ARCHS := x64 arm64
-DIST_BINARIES := $(BUN_TARGETS:%=dist/qmail-popup-bun-%) $(SEA_ARCHS:%=dist/qmail-popup-node-linux-%)
+FRONT_ARCHS := x64 arm64
+DIST_BINARIES := $(FRONT_ARCHS:%=dist/qmail-popup-front-linux-%) $(BUN_TARGETS:%=dist/qmail-popup-bun-%) $(SEA_ARCHS:%=dist/qmail-popup-node-linux-%)
 HOST_ARCH := $(shell uname -m | sed -e 's/^x86_64$$/x64/' -e 's/^amd64$$/x64/' -e 's/^aarch64$$/arm64/')
 HOST_OS := $(shell uname -s | tr A-Z a-z)
 # The Bun target `make` builds dist/qmail-popup for; a musl host (Alpine) gives
@@ -47,10 +51,22 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
-.PHONY: all test unit fuzz e2e deps test-deps demo install install-bin install-man uninstall clean typecheck
+.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
-all: dist/qmail-popup dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
+all: dist/qmail-popup dist/qmail-popup-runtime dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
+
+# $(call apt_install,PACKAGES,APT-OPTIONS): installs those of the Debian packages that are missing.
+define apt_install
+	@missing=; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; fi
+endef
+
+# The C compilers for the front: this host's, and arm64's with its static C library.
+build-deps:
+	$(call apt_install,gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross,--no-install-recommends)
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -58,10 +74,49 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json
 
-# This host's binary is the matrix's binary for this host (renamed into place:
-# a running demo keeps its binary, where cp onto it would fail, text file busy).
-dist/qmail-popup: dist/qmail-popup-bun-$(HOST_BUN_TARGET)
+# This host's front and runtime are the matrix's for this host, side by side
+# as they are installed (renamed into place: a running demo keeps its binary,
+# where cp onto it would fail, text file busy).
+dist/qmail-popup: dist/qmail-popup-front-linux-$(HOST_ARCH)
 	cp $< $@.tmp && mv -f $@.tmp $@
+
+dist/qmail-popup-runtime: dist/qmail-popup-bun-$(HOST_BUN_TARGET)
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+# The front (src/front/qmail-popup.c): static, so that it runs on glibc and
+# musl systems alike, and small, so that it starts under softlimit -m 2000000.
+FRONT_CC_x64 = $(if $(filter x64,$(HOST_ARCH)),gcc,x86_64-linux-gnu-gcc)
+FRONT_CC_arm64 = $(if $(filter arm64,$(HOST_ARCH)),gcc,aarch64-linux-gnu-gcc)
+FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CURDIR)=. -DVERSION='"$(VERSION)"'
+
+dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
+	@mkdir -p dist
+	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $< && mv $@.tmp $@
+
+# Each runtime behind a copy of the front, as the end-to-end tests run them:
+# dist/variants/NAME/qmail-popup and its qmail-popup-runtime.
+VARIANTS := node-sea node bun-source deno
+variants: dist/qmail-popup $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
+	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/qmail-popup; done
+
+dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_ARCH)
+	@mkdir -p $(dir $@)
+	ln -sf ../../$(notdir $<) $@
+
+# The bundles run through their runtime's command line: these scripts are
+# what an administrator would install as qmail-popup-runtime. The front
+# starts them with an empty environment, so the scripts see no options.
+dist/variants/node/qmail-popup-runtime: dist/qmail-popup-node.mjs
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$$(command -v node)" "$(CURDIR)/dist/qmail-popup-node.mjs" > $@ && chmod 755 $@
+
+dist/variants/bun-source/qmail-popup-runtime: $(SOURCES)
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(CURDIR)/$(BIN)/bun" "$(CURDIR)/src/entry/bun.ts" > $@ && chmod 755 $@
+
+dist/variants/deno/qmail-popup-runtime: dist/qmail-popup-deno.mjs
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec %s run --allow-all --no-config --quiet %s "$$@"\n' "$(CURDIR)/$(BIN)/deno" "$(CURDIR)/dist/qmail-popup-deno.mjs" > $@ && chmod 755 $@
 
 dist/qmail-popup-node.mjs: node_modules/.package-lock.json $(SOURCES)
 	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile=$@
@@ -74,32 +129,20 @@ typecheck: deps
 
 # The Debian packages the end-to-end tests use: real tcpserver and real clients.
 test-deps:
-	@missing=; for p in ucspi-tcp curl fetchmail mpop python3 openssl groff; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff,)
 
 # What test/e2e/binaries.test.ts and install.test.ts use to look into the
 # artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
 dist-test-deps:
-	@missing=; for p in binutils file dpkg lintian groff; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	$(call apt_install,binutils file dpkg lintian groff,--no-install-recommends)
 
 # Lets test/e2e/binaries.test.ts run the arm64
 # binaries under qemu-user (with Debian's arm64 C and C++ libraries) and the
 # baseline x64 one on an emulated CPU without AVX.
 dist-emulators:
-	@missing=; for p in qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	$(call apt_install,qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross,--no-install-recommends)
 
-test: test-deps dist-test-deps dist-emulators all typecheck dist-ci
+test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants
 	$(BIN)/vitest run
 
 unit: deps
@@ -110,7 +153,7 @@ FUZZ_RUNS ?= 200000
 fuzz: deps
 	FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/property
 
-demo: test-deps all
+demo: build-deps test-deps all
 	sh scripts/demo
 
 # --- release matrix ------------------------------------------------------------
@@ -169,6 +212,8 @@ dist/qmail-popup-node-linux-%: dist/.build/qmail-popup-node.cjs $(RUNTIMES)/node
 DEB_ARCH = amd64
 DEB_BINARY_amd64 = dist/qmail-popup-bun-linux-x64-baseline
 DEB_BINARY_arm64 = dist/qmail-popup-bun-linux-arm64
+DEB_FRONT_amd64 = dist/qmail-popup-front-linux-x64
+DEB_FRONT_arm64 = dist/qmail-popup-front-linux-arm64
 DEB := dist/qmail-popup_$(VERSION)_$(DEB_ARCH).deb
 # xz -1: 45 MB in about 6 s; the default xz -6 saves 5 MB for 40 s more on two
 # cores. A release can give DEB_COMPRESSION='-Zxz -z9'.
@@ -176,8 +221,8 @@ DEB_COMPRESSION = -Zxz -z1
 
 deb: $(DEB)
 
-$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
-	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_BINARY_$(DEB_ARCH)) $@
+$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
+	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8
 	sh packaging/freebsd/make-port dist dist/freebsd-port
@@ -196,10 +241,14 @@ check-versions:
 
 install: install-bin install-man
 
+# The runtime first: a connection meanwhile finds the old front with the new
+# runtime, which speaks the same control protocol within one version.
 install-bin:
-	@test -f $(QMAIL_POPUP_BINARY) || { echo "$(QMAIL_POPUP_BINARY) is missing: build it first (make), or give QMAIL_POPUP_BINARY=" >&2; exit 1; }
+	@for f in $(QMAIL_POPUP_FRONT) $(QMAIL_POPUP_RUNTIME); do test -f $$f || { echo "$$f is missing: build it first (make), or give QMAIL_POPUP_FRONT= and QMAIL_POPUP_RUNTIME=" >&2; exit 1; }; done
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 755 $(QMAIL_POPUP_BINARY) $(DESTDIR)$(BINDIR)/.qmail-popup.new
+	install -m 755 $(QMAIL_POPUP_RUNTIME) $(DESTDIR)$(BINDIR)/.qmail-popup-runtime.new
+	mv -f $(DESTDIR)$(BINDIR)/.qmail-popup-runtime.new $(DESTDIR)$(BINDIR)/qmail-popup-runtime
+	install -m 755 $(QMAIL_POPUP_FRONT) $(DESTDIR)$(BINDIR)/.qmail-popup.new
 	mv -f $(DESTDIR)$(BINDIR)/.qmail-popup.new $(DESTDIR)$(BINDIR)/qmail-popup
 
 install-man:
@@ -207,7 +256,7 @@ install-man:
 	install -m 644 man/qmail-popup.8 $(DESTDIR)$(MANDIR)/man8/qmail-popup.8
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/qmail-popup $(DESTDIR)$(MANDIR)/man8/qmail-popup.8
+	rm -f $(DESTDIR)$(BINDIR)/qmail-popup $(DESTDIR)$(BINDIR)/qmail-popup-runtime $(DESTDIR)$(MANDIR)/man8/qmail-popup.8
 
 clean:
 	rm -rf dist

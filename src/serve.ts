@@ -1,26 +1,72 @@
-// One POP3 authorization session, the same on every runtime: greet, read
-// lines, apply the core's steps, hand the credentials to the subprogram.
+// One POP3 authorization session, the same on every runtime. It reads the
+// front's introduction (arguments, environment, descriptors), greets,
+// reads lines and applies the core's steps; when a login is to run, it
+// hands the front the plan and ends: the front starts the login program.
 
+import { allocateBytes, bytesOf, concatBytes } from "./core/bytes.ts";
 import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
 import { readConfig, type Config } from "./core/config.ts";
-import { formatLogLine } from "./core/log.ts";
+import { IntroductionReader, encodeOutputNotice, encodePlan, type Introduction } from "./core/front.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
+import { formatLogLine } from "./core/log.ts";
+import { netstringItem, netstringLength } from "./core/netstring.ts";
+import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./core/outcome.ts";
 import { SASL_RESPONSE_LIMIT } from "./core/sasl.ts";
-import { authOutcome, greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
+import { greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
-import { allocateBytes, bytesOf } from "./core/bytes.ts";
 import { TLS_ANSWER_LIMIT, parseTlsEnvironment, tlsAnswerComplete } from "./core/tls-environment.ts";
 import type { Platform } from "./platform/types.ts";
 import { VERSION } from "./version.ts";
-import { waiterPlan } from "./waiter.ts";
-
-/** The log entry of an authentication, its result still open. */
-function logEntryWithoutResult(config: Config, state: SessionState, action: Extract<Action, { kind: "spawnAuth" }>) {
-  const { result: _open, ...entry } = logEntry(config, state, "Reject", `AUTH::${action.method}`, action.name);
-  return entry;
-}
 
 const LOG_FD = 5;
+/** The most the front may say: its arguments and environment, as execve(2) took them. */
+const INTRODUCTION_LIMIT = 8 * 1024 * 1024;
+/** The runtime's own failure: the front answers the client `-ERR [SYS/TEMP] …`. */
+export const RUNTIME_FAILURE_STATUS = 111;
+
+export async function serve(platform: Platform): Promise<never> {
+  const control = platform.controlFd;
+  if (control === undefined) {
+    await platform.write(2, bytesOf("qmail-popup: this is qmail-popup's runtime: run qmail-popup, the program next to it\n"), platform.nowMs() + 1000);
+    return platform.exit(RUNTIME_FAILURE_STATUS);
+  }
+  const introduction = readIntroduction(platform, control);
+  const config = readConfig(introduction.args, introduction.env);
+  if (config === undefined) {
+    await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
+    return platform.exit(1);
+  }
+  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control).run();
+}
+
+/**
+ * Reads what the front says first, whole: it says nothing more until we
+ * answer, so reading ahead takes nothing that is not the introduction.
+ */
+function readIntroduction(platform: Platform, control: number): Introduction {
+  const reader = new IntroductionReader();
+  const chunk = new Uint8Array(65536);
+  let pending: Uint8Array = new Uint8Array(0);
+  let total = 0;
+  for (;;) {
+    const got = platform.readControl(control, chunk);
+    total += got;
+    if (got <= 0 || total > INTRODUCTION_LIMIT) throw new Error("the front's introduction is cut short or too long");
+    pending = concatBytes([pending, chunk.subarray(0, got)]);
+    for (;;) {
+      const colon = pending.indexOf(0x3a);
+      const length = netstringLength(colon < 0 ? pending : pending.subarray(0, colon + 1));
+      if (length === "malformed") throw new Error("the front's introduction is malformed");
+      if (length === "more" || pending.length < colon + 1 + length) break;
+      const item = netstringItem(pending.subarray(colon + 1, colon + 1 + length));
+      if (item === "malformed") throw new Error("the front's introduction is malformed");
+      const taken = reader.take(item);
+      if (taken === "malformed") throw new Error("the front's introduction is malformed");
+      pending = pending.subarray(colon + 1 + length);
+      if (taken !== "more") return taken;
+    }
+  }
+}
 
 /** Where the session reads and writes: fds 0/1, or the UCSPI-TLS pipes after STLS. */
 interface Channel {
@@ -33,26 +79,28 @@ class Session {
   private state: SessionState;
   private readonly reader = new LineReader(SASL_RESPONSE_LIMIT);
   private readonly timestamp: Uint8Array;
-  private logFd: number | undefined | null = null;
-  /** The SSL_* variables sslserver told us at STLS, for the subprogram. */
-  private tlsEnvironment: Record<string, string> = {};
+  /** NAME=VALUE byte strings for the login program: what sslserver told us at STLS. */
+  private variables: string[] = [];
 
   constructor(
     private readonly platform: Platform,
     private readonly config: Config,
+    private readonly introduction: Introduction,
+    private readonly control: number,
   ) {
-    this.timestamp = apopTimestamp(platform.pid, platform.unixSeconds(), config.hostname);
+    this.timestamp = apopTimestamp(introduction.pid, platform.unixSeconds(), config.hostname);
     this.state = initialState(config, this.timestamp);
   }
 
   async run(): Promise<never> {
     await this.send(greeting(this.config, this.timestamp));
+    this.platform.forbidDumps();
     for (;;) {
       const event = await this.readLine();
       const step = handleLine(this.config, this.state, event);
       this.state = step.state;
       // The actions hold copies of what they need: the line (a password,
-      // perhaps) is wiped now, before a spawnAuth that never returns.
+      // perhaps) is wiped now, before a login that never returns.
       if (event.kind === "line") event.line.fill(0);
       for (const action of step.actions) await this.perform(action);
     }
@@ -88,13 +136,13 @@ class Session {
       case "reply":
         return this.send(bytesOf(action.text));
       case "log":
-        return this.log(action.entry);
+        return this.log(formatLogLine({ pid: this.introduction.pid, ...action.entry }));
       case "quit":
         return this.platform.exit(action.status);
       case "startTls":
         return this.startTls();
       case "spawnAuth":
-        return this.authenticate(action);
+        return this.login(action);
     }
   }
 
@@ -102,7 +150,8 @@ class Session {
    * STLS over UCSPI-TLS: the +OK has been written in clear; `Y` on the
    * control socket asks sslserver for the handshake, its answer brings the
    * SSL_* variables, and from then on the session reads and writes the
-   * TLS pipes. If the handshake fails, sslserver ends us.
+   * TLS pipes. If the handshake fails, sslserver ends us. An answer longer
+   * than we take ends the session.
    */
   private async startTls(): Promise<void> {
     const tls = this.config.ucspiTls!;
@@ -111,76 +160,46 @@ class Session {
     const answer = new Uint8Array(TLS_ANSWER_LIMIT);
     let length = 0;
     while (!tlsAnswerComplete(answer.subarray(0, length))) {
+      if (length === answer.length) {
+        await this.platform.write(2, bytesOf(`qmail-popup: sslserver's answer is longer than ${TLS_ANSWER_LIMIT} bytes\n`), deadline);
+        this.platform.exit(1);
+      }
       const got = await this.platform.readLinePart(tls.control, answer.subarray(length), deadline);
       if (got === "timeout" || got === 0) this.platform.exit(1);
       length += got;
     }
-    this.tlsEnvironment = parseTlsEnvironment(answer.subarray(0, length));
+    const variables = parseTlsEnvironment(answer.subarray(0, length));
+    this.variables = Object.entries(variables).map(([name, value]) => `${name}=${value}`);
     this.channel = { input: tls.read, output: tls.write };
+    if (!(await this.platform.write(this.control, encodeOutputNotice(tls.write), deadline))) this.platform.exit(1);
   }
 
-  private async authenticate(action: Extract<Action, { kind: "spawnAuth" }>): Promise<never> {
+  /** Hands the front the plan for this login, and ends: the front runs the login program. */
+  private async login(action: Extract<Action, { kind: "spawnAuth" }>): Promise<never> {
     const credentials = encodeCheckpasswordInput(action.name, action.secret, this.timestamp);
     action.secret.fill(0);
-    const logFd = this.logDescriptor();
-    const env = { ...this.platform.env, ...this.tlsEnvironment };
-    if (this.platform.becomeWaiter !== undefined && this.platform.env.QMAIL_POPUP_NOEXEC === undefined) {
-      // Returns only where exec was not possible; then we wait ourselves.
-      this.platform.becomeWaiter({ input: this.channel.input, output: this.channel.output, credentials, logFd }, (credentialsFd) =>
-        waiterPlan({
-          subprogram: this.config.subprogram,
-          env,
-          input: this.channel.input,
-          output: this.channel.output,
-          credentialsFd,
-          logFd,
-          timeoutSeconds: this.config.timeoutSeconds,
-          log: logFd === undefined ? undefined : { pid: this.platform.pid, ...logEntryWithoutResult(this.config, this.state, action) },
-        }),
-      );
-    }
-    const result = await this.platform.runSubprogram({
-      argv: this.config.subprogram,
-      env,
+    const lineFor = (kind: OutcomeKind) =>
+      formatLogLine({ pid: this.introduction.pid, ...logEntry(this.config, this.state, OUTCOMES[kind].result, `AUTH::${action.method}`, action.name) });
+    const plan = encodePlan({
       input: this.channel.input,
       output: this.channel.output,
       credentials,
-      passFds: logFd === undefined ? [] : [logFd],
+      variables: this.variables,
+      replies: Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, OUTCOMES[kind].reply])) as Record<OutcomeKind, string | undefined>,
+      lines: this.introduction.open.has(LOG_FD) ? (Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, lineFor(kind)])) as Record<OutcomeKind, string>) : undefined,
+      timeoutSeconds: this.config.timeoutSeconds,
     });
     credentials.fill(0);
-    if (result.kind === "failed") {
-      await this.platform.write(2, bytesOf(`qmail-popup: unable to run ${this.config.subprogram[0]}: ${result.reason}\n`), this.deadline());
-    }
-    // A subprogram that could not be started is a temporary failure, as checkpassword's 111.
-    const outcome = authOutcome(result.kind === "failed" ? { kind: "exited", code: 111 } : result);
-    if (outcome.reply !== undefined) await this.platform.write(this.channel.output, bytesOf(outcome.reply), this.deadline());
-    await this.log(logEntry(this.config, this.state, outcome.result, `AUTH::${action.method}`, action.name));
-    return this.platform.exit(outcome.status);
+    const handedOver = await this.platform.write(this.control, plan, this.deadline());
+    plan.fill(0);
+    return this.platform.exit(handedOver ? 0 : 1);
   }
 
-  /** fd 5, where our parent opened it; looked at once, when first needed. */
-  private logDescriptor(): number | undefined {
-    if (this.logFd === null) {
-      this.logFd = this.platform.inheritedFd(LOG_FD) ? LOG_FD : undefined;
-    }
-    return this.logFd;
+  /** fd 5, where our parent opened it. A log that cannot take the line in time is skipped. */
+  private async log(line: string): Promise<void> {
+    if (!this.introduction.open.has(LOG_FD)) return;
+    await this.platform.write(LOG_FD, bytesOf(line), this.deadline());
   }
-
-  private async log(entry: ReturnType<typeof logEntry>): Promise<void> {
-    const fd = this.logDescriptor();
-    if (fd === undefined) return;
-    // A log that cannot take the line in time is skipped: the session never hangs on it.
-    await this.platform.write(fd, bytesOf(formatLogLine({ pid: this.platform.pid, ...entry })), this.deadline());
-  }
-}
-
-export async function serve(platform: Platform): Promise<never> {
-  const config = readConfig(platform.args, platform.env);
-  if (config === undefined) {
-    await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
-    return platform.exit(1);
-  }
-  return new Session(platform, await checkUcspiTls(platform, config)).run();
 }
 
 /**
@@ -188,11 +207,11 @@ export async function serve(platform: Platform): Promise<never> {
  * closed: STLS cannot be offered. Say why on fd 2 (the operator's log);
  * with UCSPITLS=! every login is then refused, never taken in clear.
  */
-async function checkUcspiTls(platform: Platform, config: Config): Promise<Config> {
+async function checkUcspiTls(platform: Platform, config: Config, open: ReadonlySet<number>): Promise<Config> {
   // On port 995 TLS is already there: STLS is never offered, nothing to check.
   if (config.stls === "off" || config.implicitTls) return config;
   const tls = config.ucspiTls;
-  if (tls !== undefined && [tls.control, tls.read, tls.write].every((fd) => platform.inheritedFd(fd))) return config;
+  if (tls !== undefined && [tls.control, tls.read, tls.write].every((fd) => open.has(fd))) return config;
   const problem =
     tls === undefined ? "SSLCTLFD, SSLREADFD and SSLWRITEFD are not all set" : "SSLCTLFD, SSLREADFD or SSLWRITEFD is not open";
   await platform.write(2, bytesOf(`qmail-popup: UCSPITLS is set but ${problem}: STLS not offered\n`), platform.nowMs() + 1000);

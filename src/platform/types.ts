@@ -1,58 +1,35 @@
 // The descriptor-level operations a runtime must supply. Everything else
-// (the session loop, the line reading rule, what to log) is shared.
-
-import type { Environment } from "../core/config.ts";
-import type { ChildOutcome } from "../core/session.ts";
-import type { WaiterPlan } from "../waiter.ts";
-import type { WaiterDescriptors } from "./libc.ts";
-
-/** A descriptor's identity, as fstat(2) gives it. */
-export interface DescriptorStat {
-  readonly kind: "file" | "fifo" | "socket" | "chardev" | "other";
-  readonly dev: number;
-  readonly ino: number;
-}
-
-export interface SubprogramRequest {
-  readonly argv: readonly string[];
-  readonly env: Environment;
-  /** Becomes the subprogram's fd 0. */
-  readonly input: number;
-  /** Becomes the subprogram's fds 1 and 2. */
-  readonly output: number;
-  /** Written to the subprogram's fd 3, then overwritten with zeros. */
-  readonly credentials: Uint8Array;
-  /** Descriptors passed on at the same number (fd 5, the log). */
-  readonly passFds: readonly number[];
-}
-
-export type SubprogramResult = ChildOutcome | { readonly kind: "failed"; readonly reason: string };
+// (the session loop, the line reading rule, what to log, the plan for the
+// front) is shared. Starting the login program is the front's job
+// (src/front/qmail-popup.c), not the runtime's.
 
 export interface Platform {
-  readonly pid: number;
-  readonly args: readonly string[];
-  readonly env: Environment;
+  /** The control socket to the front: the number the front put in our argv, if any. */
+  readonly controlFd: number | undefined;
   unixSeconds(): number;
   /** Milliseconds, for deadlines. */
   nowMs(): number;
   /**
    * Reads at most buffer.length bytes and never past the first LF: what
-   * follows PASS belongs to the subprogram, and what follows STLS must not be
-   * read in clear. 0 at end of file or on a read error, "timeout" when
-   * nothing arrived before the deadline.
+   * follows PASS belongs to the login program, and what follows STLS must
+   * not be read in clear. 0 at end of file or on a read error, "timeout"
+   * when nothing arrived before the deadline.
    */
   readLinePart(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout">;
+  /** Reads at most buffer.length bytes (some may be past an LF). 0 at end of file or on error. */
+  read(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout">;
+  /**
+   * Reads at most buffer.length bytes of the control socket, waiting as
+   * long as it takes: the front always answers. 0 at end of file or on error.
+   */
+  readControl(fd: number, buffer: Uint8Array): number;
   /** Writes all of bytes. False when the peer is gone or the deadline passed. */
   write(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean>;
-  /** fd is open and was handed to us by our parent (not one the runtime opened for itself). */
-  inheritedFd(fd: number): boolean;
   /**
-   * Where the runtime can exec: becomes the waiter (src/waiter.ts) and does
-   * not return; returns the reason where it could not, and the caller then
-   * waits in-process.
+   * Makes this process undumpable (no core file, no ptrace) where the
+   * runtime can: called before the first line is read, so before any
+   * credential is held.
    */
-  becomeWaiter?(descriptors: WaiterDescriptors, planFor: (credentialsFd: number) => WaiterPlan): string;
-  /** Runs the subprogram and waits for it. */
-  runSubprogram(request: SubprogramRequest): Promise<SubprogramResult>;
+  forbidDumps(): void;
   exit(status: number): never;
 }

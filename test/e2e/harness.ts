@@ -13,7 +13,6 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 /** The subject of message 1 in the Maildir make-maildir creates. */
 export const FIRST_SUBJECT = "Subject: hello from the test maildir";
 export const FIXTURES = join(ROOT, "test/fixtures");
-const BIN = join(ROOT, "node_modules/.bin");
 
 /** How each runtime variant is started. */
 export interface Variant {
@@ -21,19 +20,14 @@ export interface Variant {
   readonly command: readonly string[];
 }
 
+/**
+ * Every variant is the front (src/front/qmail-popup.c) with a runtime next
+ * to it: dist/qmail-popup and dist/qmail-popup-runtime as installed, and
+ * `make variants`' dist/variants/NAME/ for the other runtimes.
+ */
 const ALL_VARIANTS: Variant[] = [
   { name: "bun-compiled", command: [join(ROOT, "dist/qmail-popup")] },
-  // The same binary waiting in-process instead of exec-ing into the sh waiter.
-  { name: "bun-compiled-noexec", command: ["/usr/bin/env", "QMAIL_POPUP_NOEXEC=1", join(ROOT, "dist/qmail-popup")] },
-  { name: "node", command: [process.execPath, join(ROOT, "dist/qmail-popup-node.mjs")] },
-  // The Node 26 single-executable application for this host (make dist-ci builds it).
-  { name: "node-sea", command: [join(ROOT, `dist/qmail-popup-node-linux-${process.arch}`)] },
-  { name: "bun-source", command: [join(BIN, "bun"), join(ROOT, "src/entry/bun.ts")] },
-  { name: "deno", command: [join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")] },
-  {
-    name: "deno-noexec",
-    command: ["/usr/bin/env", "QMAIL_POPUP_NOEXEC=1", join(BIN, "deno"), "run", "--allow-all", "--no-config", "--quiet", join(ROOT, "dist/qmail-popup-deno.mjs")],
-  },
+  ...["node-sea", "node", "bun-source", "deno"].map((name) => ({ name, command: [join(ROOT, `dist/variants/${name}/qmail-popup`)] })),
 ];
 
 /** QMAIL_POPUP_VARIANTS=node,deno narrows the matrix (for a quick local run). */

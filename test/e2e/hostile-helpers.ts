@@ -107,9 +107,9 @@ export const POP3D = join(FIXTURES, "pop3d");
 export const PROG = join(HERE, "hostile-prog.py");
 export const EXEC = join(HERE, "hostile-exec.py");
 
-/** The compiled binary as is (the sh waiter), and the same binary waiting in-process. */
+/** The compiled binary as installed (the front and the Bun runtime), and every variant. */
 export const COMPILED = variants().filter((variant) => variant.name === "bun-compiled");
-export const MODES = variants().filter((variant) => variant.name === "bun-compiled" || variant.name === "bun-compiled-noexec");
+export const MODES = variants();
 
 /** The same variant, started through hostile-exec.py with these options. */
 export const wrapped = (variant: Variant, ...options: string[]): Variant => ({

@@ -1,0 +1,94 @@
+// What the runtime and the front (src/front/qmail-popup.c) say to each
+// other. The front introduces itself: its pid, the descriptors it
+// inherited, its arguments and environment, as bytes. The runtime answers,
+// when a login is to run, with the plan: descriptors, credentials, the
+// variables to add, and the reply and log line for each outcome.
+
+import { byteString, bytesOf, concatBytes } from "./bytes.ts";
+import { encodeNetstring, type NetstringItem } from "./netstring.ts";
+import { OUTCOME_KINDS, type OutcomeKind } from "./outcome.ts";
+
+export interface Introduction {
+  /** The front's pid: the one tcpserver logs, the greeting's and the log's. */
+  readonly pid: number;
+  /** Descriptors the front inherited from its parent. */
+  readonly open: ReadonlySet<number>;
+  /** Arguments after the program name, as byte strings. */
+  readonly args: readonly string[];
+  /** The environment, as byte strings; a name given twice keeps its first value, as getenv(3). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Builds the introduction from its items, in order; undefined until `end`, or if malformed. */
+export class IntroductionReader {
+  private pid: number | undefined;
+  private readonly open = new Set<number>();
+  private readonly args: string[] = [];
+  private readonly env: Record<string, string> = Object.create(null);
+
+  /** Takes one item; the introduction once it is complete, "more" before, "malformed" if not ours. */
+  take(item: NetstringItem): Introduction | "more" | "malformed" {
+    const text = byteString(item.value);
+    switch (item.key) {
+      case "pid":
+      case "open": {
+        if (!/^[0-9]{1,9}$/.test(text)) return "malformed";
+        if (item.key === "pid") this.pid = Number(text);
+        else this.open.add(Number(text));
+        return "more";
+      }
+      case "arg":
+        this.args.push(text);
+        return "more";
+      case "env": {
+        const equals = text.indexOf("=");
+        // An entry without `=` names nothing getenv(3) could find; it still reaches the login program.
+        if (equals >= 0 && !(text.slice(0, equals) in this.env)) this.env[text.slice(0, equals)] = text.slice(equals + 1);
+        return "more";
+      }
+      case "end":
+        if (this.pid === undefined) return "malformed";
+        return { pid: this.pid, open: this.open, args: this.args, env: this.env };
+      default:
+        return "malformed";
+    }
+  }
+}
+
+export interface Plan {
+  /** The descriptors that become the login program's fd 0 and fds 1 and 2. */
+  readonly input: number;
+  readonly output: number;
+  /** `name\0secret\0timestamp\0`, for fd 3. */
+  readonly credentials: Uint8Array;
+  /** NAME=VALUE byte strings set in the login program's environment (SSL_* after STLS). */
+  readonly variables: readonly string[];
+  /** The reply for each outcome (none for accept). */
+  readonly replies: Readonly<Record<OutcomeKind, string | undefined>>;
+  /** The fd-5 line for each outcome; none where fd 5 is closed. */
+  readonly lines: Readonly<Record<OutcomeKind, string>> | undefined;
+  readonly timeoutSeconds: number;
+}
+
+/** The plan as the front reads it; `run` last, so a plan cut short is never run. */
+export function encodePlan(plan: Plan): Uint8Array {
+  const items = [
+    encodeNetstring("input", String(plan.input)),
+    encodeNetstring("output", String(plan.output)),
+    encodeNetstring("timeout", String(plan.timeoutSeconds)),
+    encodeNetstring("credentials", plan.credentials),
+    ...plan.variables.map((variable) => encodeNetstring("env", variable)),
+  ];
+  for (const kind of OUTCOME_KINDS) {
+    const reply = plan.replies[kind];
+    if (reply !== undefined) items.push(encodeNetstring(`reply-${kind}`, reply));
+    if (plan.lines !== undefined) items.push(encodeNetstring(`log-${kind}`, plan.lines[kind]));
+  }
+  items.push(encodeNetstring("run"));
+  return concatBytes(items);
+}
+
+/** Where the session now writes (after STLS), so that the front can say so if the runtime dies. */
+export function encodeOutputNotice(output: number): Uint8Array {
+  return encodeNetstring("output", bytesOf(String(output)));
+}
