@@ -5,9 +5,10 @@
 
 import { allocateBytes, bytesOf, concatBytes } from "./core/bytes.ts";
 import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
-import { readConfig, type Config } from "./core/config.ts";
+import { readConfig, type Config, type Environment } from "./core/config.ts";
 import { IntroductionReader, encodeOutputNotice, encodePlan, type Introduction } from "./core/front.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
+import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep } from "./core/proxy-protocol.ts";
 import { formatLogLine } from "./core/log.ts";
 import { netstringItem, netstringLength } from "./core/netstring.ts";
 import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./core/outcome.ts";
@@ -31,12 +32,45 @@ export async function serve(platform: Platform): Promise<never> {
     return platform.exit(RUNTIME_FAILURE_STATUS);
   }
   const introduction = readIntroduction(platform, control);
-  const config = readConfig(introduction.args, introduction.env);
-  if (config === undefined) {
+  if (readConfig(introduction.args, introduction.env) === undefined) {
     await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
     return platform.exit(1);
   }
-  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control).run();
+  // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
+  const proxied = introduction.env[PROXY_VARIABLE] ? await readProxyHeader(platform) : {};
+  const config = readConfig(introduction.args, { ...introduction.env, ...proxied })!;
+  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control, proxied).run();
+}
+
+/** Set (by tcprules, for the balancers' addresses only): a PROXY header comes first. */
+const PROXY_VARIABLE = "QMAIL_POPUP_PROXY";
+/** A balancer sends its header at once: a connection that does not is not from one. */
+const PROXY_HEADER_SECONDS = 10;
+
+/**
+ * Reads the PROXY header (v1 or v2) exactly, never a byte past it: what
+ * follows is the client's. Anything malformed, cut short or slow ends the
+ * connection without a greeting, the reason on fd 2.
+ */
+async function readProxyHeader(platform: Platform): Promise<Environment> {
+  const deadline = platform.nowMs() + PROXY_HEADER_SECONDS * 1000;
+  const received = new Uint8Array(PROXY_HEADER_LIMIT);
+  let length = 0;
+  const refuse = async (reason: string): Promise<never> => {
+    await platform.write(2, bytesOf(`qmail-popup: PROXY header refused: ${reason}\n`), platform.nowMs() + 1000);
+    return platform.exit(1);
+  };
+  for (;;) {
+    const step = proxyStep(received.subarray(0, length));
+    if (step.kind === "done") return proxyEnvironment(step.header);
+    if (step.kind === "malformed") return refuse(step.reason);
+    const room = received.subarray(length, length + (step.kind === "read" ? step.bytes : step.limit));
+    const got =
+      step.kind === "read" ? await platform.read(0, room, deadline) : await platform.readLinePart(0, room, deadline);
+    if (got === "timeout") return refuse(`none within ${PROXY_HEADER_SECONDS} seconds`);
+    if (got === 0) return refuse("the connection ended first");
+    length += got;
+  }
 }
 
 /**
@@ -79,14 +113,16 @@ class Session {
   private state: SessionState;
   private readonly reader = new LineReader(SASL_RESPONSE_LIMIT);
   private readonly timestamp: Uint8Array;
-  /** NAME=VALUE byte strings for the login program: what sslserver told us at STLS. */
-  private variables: string[] = [];
+  /** What sslserver told us at STLS: SSL_* variables for the login program. */
+  private tlsEnvironment: Record<string, string> = {};
 
   constructor(
     private readonly platform: Platform,
     private readonly config: Config,
     private readonly introduction: Introduction,
     private readonly control: number,
+    /** What a PROXY header changed in the environment, for the login program too. */
+    private readonly proxied: Environment,
   ) {
     this.timestamp = apopTimestamp(introduction.pid, platform.unixSeconds(), config.hostname);
     this.state = initialState(config, this.timestamp);
@@ -168,8 +204,7 @@ class Session {
       if (got === "timeout" || got === 0) this.platform.exit(1);
       length += got;
     }
-    const variables = parseTlsEnvironment(answer.subarray(0, length));
-    this.variables = Object.entries(variables).map(([name, value]) => `${name}=${value}`);
+    this.tlsEnvironment = parseTlsEnvironment(answer.subarray(0, length));
     this.channel = { input: tls.read, output: tls.write };
     if (!(await this.platform.write(this.control, encodeOutputNotice(tls.write), deadline))) this.platform.exit(1);
   }
@@ -184,7 +219,7 @@ class Session {
       input: this.channel.input,
       output: this.channel.output,
       credentials,
-      variables: this.variables,
+      environment: { ...this.proxied, ...this.tlsEnvironment },
       replies: Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, OUTCOMES[kind].reply])) as Record<OutcomeKind, string | undefined>,
       lines: this.introduction.open.has(LOG_FD) ? (Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, lineFor(kind)])) as Record<OutcomeKind, string>) : undefined,
       timeoutSeconds: this.config.timeoutSeconds,

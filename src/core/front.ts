@@ -61,8 +61,12 @@ export interface Plan {
   readonly output: number;
   /** `name\0secret\0timestamp\0`, for fd 3. */
   readonly credentials: Uint8Array;
-  /** NAME=VALUE byte strings set in the login program's environment (SSL_* after STLS). */
-  readonly variables: readonly string[];
+  /**
+   * What changes in the login program's environment, as byte strings: a
+   * value sets the name (SSL_* after STLS, TCP* from a PROXY header),
+   * undefined removes it (what a PROXY header made wrong).
+   */
+  readonly environment: Readonly<Record<string, string | undefined>>;
   /** The reply for each outcome (none for accept). */
   readonly replies: Readonly<Record<OutcomeKind, string | undefined>>;
   /** The fd-5 line for each outcome; none where fd 5 is closed. */
@@ -77,7 +81,9 @@ export function encodePlan(plan: Plan): Uint8Array {
     encodeNetstring("output", String(plan.output)),
     encodeNetstring("timeout", String(plan.timeoutSeconds)),
     encodeNetstring("credentials", plan.credentials),
-    ...plan.variables.map((variable) => encodeNetstring("env", variable)),
+    ...Object.entries(plan.environment).map(([name, value]) =>
+      value === undefined ? encodeNetstring("unset", name) : encodeNetstring("env", `${name}=${value}`),
+    ),
   ];
   for (const kind of OUTCOME_KINDS) {
     const reply = plan.replies[kind];

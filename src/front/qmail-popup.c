@@ -188,7 +188,7 @@ struct plan {
   size_t reply_length[OUTCOMES];
   const char *line[OUTCOMES];
   size_t line_length[OUTCOMES];
-  /* Variables to set in the login program's environment: NAME=VALUE, NUL-ended copies. */
+  /* Changes to the login program's environment, in order: NAME=VALUE sets, NAME alone removes. */
   char **variables;
   size_t variable_count;
 };
@@ -227,8 +227,9 @@ static int read_plan(const struct buffer *said, struct plan *plan)
     if (has_key(item, length, "output", &v, &n)) { if (number(v, n, &plan->output)) return -1; continue; }
     if (has_key(item, length, "timeout", &v, &n)) { if (number(v, n, &plan->timeout)) return -1; continue; }
     if (has_key(item, length, "credentials", &v, &n)) { plan->credentials = v; plan->credentials_length = n; continue; }
-    if (has_key(item, length, "env", &v, &n)) {
-      if (!memchr(v, '=', n) || memchr(v, 0, n)) return -1;
+    int set = has_key(item, length, "env", &v, &n);
+    if (set || has_key(item, length, "unset", &v, &n)) {
+      if (n == 0 || memchr(v, 0, n) || (set ? !memchr(v, '=', n) : memchr(v, '=', n) != NULL)) return -1;
       char **grown = realloc(plan->variables, (plan->variable_count + 1) * sizeof *grown);
       if (!grown) return -1;
       plan->variables = grown;
@@ -344,7 +345,14 @@ static int introduce(struct buffer *b, int argc, char **argv)
 
 /* --- the login program --------------------------------------------------- */
 
-/* Our environment with the plan's variables set (replacing a same-named entry). */
+/* Whether entry (NAME=VALUE) has the name that change begins with (NAME=VALUE or NAME). */
+static int same_name(const char *entry, const char *change)
+{
+  size_t name = strcspn(change, "=");
+  return strncmp(entry, change, name) == 0 && entry[name] == '=';
+}
+
+/* Our environment with the plan's changes: a set replaces every same-named entry, an unset removes them. */
 static char **login_environment(const struct plan *plan)
 {
   size_t count = 0;
@@ -353,12 +361,14 @@ static char **login_environment(const struct plan *plan)
   if (!env) return NULL;
   memcpy(env, environ, count * sizeof *env);
   for (size_t i = 0; i < plan->variable_count; i++) {
-    const char *v = plan->variables[i];
-    size_t name = (size_t)(strchr(v, '=') - v) + 1;
-    size_t j = 0;
-    while (j < count && strncmp(env[j], v, name) != 0) j++;
-    env[j] = plan->variables[i];
-    if (j == count) count++;
+    const char *change = plan->variables[i];
+    size_t kept = 0, replaced = 0;
+    for (size_t j = 0; j < count; j++) {
+      if (!same_name(env[j], change)) env[kept++] = env[j];
+      else if (strchr(change, '=') && !replaced++) env[kept++] = plan->variables[i];
+    }
+    if (strchr(change, '=') && !replaced) env[kept++] = plan->variables[i];
+    count = kept;
   }
   env[count] = NULL;
   return env;
