@@ -6,7 +6,7 @@
 import { allocateBytes, bytesOf, concatBytes } from "./core/bytes.ts";
 import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
 import { readConfig, type Config, type Environment } from "./core/config.ts";
-import { IntroductionReader, encodeOutputNotice, encodePlan, type Introduction } from "./core/front.ts";
+import { IntroductionReader, encodeEnd, encodeOutputNotice, encodePlan, type Introduction } from "./core/front.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
 import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep } from "./core/proxy-protocol.ts";
 import { formatLogLine } from "./core/log.ts";
@@ -32,14 +32,19 @@ export async function serve(platform: Platform): Promise<never> {
     return platform.exit(RUNTIME_FAILURE_STATUS);
   }
   const introduction = readIntroduction(platform, control);
+  // Every deliberate end is announced to the front; any other end of ours is a failure it reports.
+  const end = (status: 0 | 1): never => {
+    platform.writeControl(control, encodeEnd(status));
+    return platform.exit(status);
+  };
   if (readConfig(introduction.args, introduction.env) === undefined) {
     await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
-    return platform.exit(1);
+    return end(1);
   }
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
-  const proxied = introduction.env[PROXY_VARIABLE] ? await readProxyHeader(platform) : {};
+  const proxied = introduction.env[PROXY_VARIABLE] ? await readProxyHeader(platform, end) : {};
   const config = readConfig(introduction.args, { ...introduction.env, ...proxied })!;
-  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control, proxied).run();
+  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control, end, proxied).run();
 }
 
 /** Set (by tcprules, for the balancers' addresses only): a PROXY header comes first. */
@@ -52,13 +57,13 @@ const PROXY_HEADER_SECONDS = 10;
  * follows is the client's. Anything malformed, cut short or slow ends the
  * connection without a greeting, the reason on fd 2.
  */
-async function readProxyHeader(platform: Platform): Promise<Environment> {
+async function readProxyHeader(platform: Platform, end: (status: 1) => never): Promise<Environment> {
   const deadline = platform.nowMs() + PROXY_HEADER_SECONDS * 1000;
   const received = new Uint8Array(PROXY_HEADER_LIMIT);
   let length = 0;
   const refuse = async (reason: string): Promise<never> => {
     await platform.write(2, bytesOf(`qmail-popup: PROXY header refused: ${reason}\n`), platform.nowMs() + 1000);
-    return platform.exit(1);
+    return end(1);
   };
   for (;;) {
     const step = proxyStep(received.subarray(0, length));
@@ -121,6 +126,8 @@ class Session {
     private readonly config: Config,
     private readonly introduction: Introduction,
     private readonly control: number,
+    /** Ends the session with this status, telling the front so. */
+    private readonly end: (status: 0 | 1) => never,
     /** What a PROXY header changed in the environment, for the login program too. */
     private readonly proxied: Environment,
   ) {
@@ -148,7 +155,7 @@ class Session {
 
   /** Writes to the client; a client that is gone or stuck ends the session. */
   private async send(bytes: Uint8Array): Promise<void> {
-    if (!(await this.platform.write(this.channel.output, bytes, this.deadline()))) this.platform.exit(1);
+    if (!(await this.platform.write(this.channel.output, bytes, this.deadline()))) this.end(1);
   }
 
   /**
@@ -160,7 +167,7 @@ class Session {
     const window = allocateBytes(this.reader.limit);
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
-      if (got === "timeout" || got === 0) this.platform.exit(1);
+      if (got === "timeout" || got === 0) this.end(1);
       const { event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
       window.fill(0, 0, got);
       if (event !== undefined) return event;
@@ -174,7 +181,7 @@ class Session {
       case "log":
         return this.log(formatLogLine({ pid: this.introduction.pid, ...action.entry }));
       case "quit":
-        return this.platform.exit(action.status);
+        return this.end(action.status);
       case "startTls":
         return this.startTls();
       case "spawnAuth":
@@ -192,21 +199,21 @@ class Session {
   private async startTls(): Promise<void> {
     const tls = this.config.ucspiTls!;
     const deadline = this.deadline();
-    if (!(await this.platform.write(tls.control, bytesOf("Y"), deadline))) this.platform.exit(1);
+    if (!(await this.platform.write(tls.control, bytesOf("Y"), deadline))) this.end(1);
     const answer = new Uint8Array(TLS_ANSWER_LIMIT);
     let length = 0;
     while (!tlsAnswerComplete(answer.subarray(0, length))) {
       if (length === answer.length) {
         await this.platform.write(2, bytesOf(`qmail-popup: sslserver's answer is longer than ${TLS_ANSWER_LIMIT} bytes\n`), deadline);
-        this.platform.exit(1);
+        this.end(1);
       }
       const got = await this.platform.readLinePart(tls.control, answer.subarray(length), deadline);
-      if (got === "timeout" || got === 0) this.platform.exit(1);
+      if (got === "timeout" || got === 0) this.end(1);
       length += got;
     }
     this.tlsEnvironment = parseTlsEnvironment(answer.subarray(0, length));
     this.channel = { input: tls.read, output: tls.write };
-    if (!(await this.platform.write(this.control, encodeOutputNotice(tls.write), deadline))) this.platform.exit(1);
+    this.platform.writeControl(this.control, encodeOutputNotice(tls.write));
   }
 
   /** Hands the front the plan for this login, and ends: the front runs the login program. */
@@ -225,9 +232,10 @@ class Session {
       timeoutSeconds: this.config.timeoutSeconds,
     });
     credentials.fill(0);
-    const handedOver = await this.platform.write(this.control, plan, this.deadline());
+    // The front reads while we write: this returns once the plan is with it, or it is gone.
+    this.platform.writeControl(this.control, plan);
     plan.fill(0);
-    return this.platform.exit(handedOver ? 0 : 1);
+    return this.platform.exit(0);
   }
 
   /** fd 5, where our parent opened it. A log that cannot take the line in time is skipped. */

@@ -94,6 +94,11 @@ export function encodePlan(plan: Plan): Uint8Array {
   return concatBytes(items);
 }
 
+/** The session ended without a login, deliberately: 0 after QUIT, 1 otherwise. The front exits so. */
+export function encodeEnd(status: 0 | 1): Uint8Array {
+  return encodeNetstring("end", String(status));
+}
+
 /** Where the session now writes (after STLS), so that the front can say so if the runtime dies. */
 export function encodeOutputNotice(output: number): Uint8Array {
   return encodeNetstring("output", bytesOf(String(output)));

@@ -180,6 +180,8 @@ static const char *const OUTCOME_NAMES[OUTCOMES] = { "accept", "fail", "temporar
 
 struct plan {
   int complete;
+  /* The runtime's own end, announced: 0 after QUIT, 1 after a refusal, a timeout, a hang-up; -1 if none. */
+  int end;
   int input, output;
   int timeout;
   const char *credentials;
@@ -239,6 +241,10 @@ static int read_plan(const struct buffer *said, struct plan *plan)
       continue;
     }
     if (has_key(item, length, "run", &v, &n)) { plan->complete = 1; continue; }
+    if (has_key(item, length, "end", &v, &n)) {
+      if (number(v, n, &plan->end) || plan->end > 1) return -1;
+      continue;
+    }
     int known = 0;
     for (int o = 0; o < OUTCOMES && !known; o++) {
       strcpy(key, "reply-"); strcat(key, OUTCOME_NAMES[o]);
@@ -533,12 +539,12 @@ int main(int argc, char **argv)
   while (waitpid(session, &status, 0) == -1)
     if (errno != EINTR) return temporary_failure(1, "unable to wait for the runtime", "");
 
-  struct plan plan = { .input = 0, .output = 1, .timeout = DEFAULT_TIMEOUT };
+  struct plan plan = { .end = -1, .input = 0, .output = 1, .timeout = DEFAULT_TIMEOUT };
   int readable = read_plan(&said, &plan) == 0;
   if (!plan.complete || !readable || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     wipe(said.bytes, said.size);
-    /* No login: the runtime's own end is the session's, 0 after QUIT, 1 after a refusal. */
-    if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 1) && readable) return WEXITSTATUS(status);
+    /* No login: an end the runtime announced is the session's; any other end of it is a failure. */
+    if (readable && plan.end >= 0 && !plan.complete) return plan.end;
     char text[24];
     if (WIFSIGNALED(status))
       return temporary_failure(plan.output, "the runtime was killed by signal ", decimal(WTERMSIG(status), text));

@@ -78,7 +78,7 @@ const PR_SET_DUMPABLE = 4;
 /** poll(2) failing this many times in a row (EINTR is the only expected cause) ends the wait. */
 const POLL_RETRIES = 100;
 
-export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "write" | "forbidDumps">;
+export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "writeControl" | "write" | "forbidDumps">;
 
 export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => number): LibcDescriptorOps {
   const libc = checked(unchecked);
@@ -124,6 +124,15 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
     },
     readControl(fd, buffer) {
       return Math.max(libc.read(fd, buffer, buffer.length), 0);
+    },
+    writeControl(fd, bytes) {
+      for (let offset = 0; offset < bytes.length; ) {
+        const rest = bytes.subarray(offset);
+        const written = libc.write(fd, rest, rest.length);
+        if (written <= 0) return false;
+        offset += written;
+      }
+      return true;
     },
     async write(fd, bytes, deadlineMs) {
       for (let offset = 0; offset < bytes.length; ) {

@@ -74,6 +74,16 @@ export function readControl(fd: number, buffer: Uint8Array): number {
   }
 }
 
+/** The control socket is blocking and the front always reads: plain writes. */
+export function writeControl(fd: number, bytes: Uint8Array): boolean {
+  try {
+    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function writeAll(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
   for (let offset = 0; offset < bytes.length; ) {
     const written = await retryUntil(deadlineMs, () => writeSync(fd, bytes, offset, bytes.length - offset));
@@ -81,6 +91,27 @@ export async function writeAll(fd: number, bytes: Uint8Array, deadlineMs: number
     offset += written;
   }
   return true;
+}
+
+/** prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by a process of the same user. */
+const PR_SET_DUMPABLE = 4;
+
+/**
+ * Through node:ffi where this Node has it (26 and later, the SEA); Node 20
+ * has no way to call prctl(2): there the front's RLIMIT_CORE 0 is what keeps
+ * a core file from being written.
+ */
+function forbidDumps(): void {
+  if (process.platform !== "linux") return;
+  type Ffi = { dlopen(path: string, definitions: object): { functions: { prctl(...args: unknown[]): number } } };
+  const ffi = (process as unknown as { getBuiltinModule?(name: string): Ffi | undefined }).getBuiltinModule?.("node:ffi");
+  if (ffi === undefined) return;
+  try {
+    const { functions } = ffi.dlopen("libc.so.6", { prctl: { arguments: ["i32", "i64", "i64", "i64", "i64"], return: "i32" } });
+    functions.prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n);
+  } catch {
+    // No glibc (a musl host): the front's RLIMIT_CORE 0 still holds.
+  }
 }
 
 /** The control socket's number, as the front gave it: our only argument. */
@@ -96,9 +127,9 @@ export function nodePlatform(): Platform {
     readLinePart: readOneByte,
     read: readSome,
     readControl,
+    writeControl,
     write: writeAll,
-    // Node has no way to call prctl(2): the front starts it with RLIMIT_CORE 0.
-    forbidDumps: () => {},
+    forbidDumps,
     exit: (status) => process.exit(status),
   };
 }

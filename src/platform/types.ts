@@ -23,6 +23,8 @@ export interface Platform {
    * long as it takes: the front always answers. 0 at end of file or on error.
    */
   readControl(fd: number, buffer: Uint8Array): number;
+  /** Writes all of bytes to the control socket; the front always reads. False if it is gone. */
+  writeControl(fd: number, bytes: Uint8Array): boolean;
   /** Writes all of bytes. False when the peer is gone or the deadline passed. */
   write(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean>;
   /**

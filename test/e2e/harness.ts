@@ -219,6 +219,12 @@ export class TcpServer {
     return describeWaitStatus(Number(pattern.exec(this.stderr)![1]));
   }
 
+  /** Waits until fd 2's text (the launcher's and qmail-popup's lines) holds text; resolves it all. */
+  async logged(text: string): Promise<string> {
+    if (!(await this.until(() => this.stderr.includes(text)))) throw new Error(`fd 2 never said ${JSON.stringify(text)}:\n${this.stderr}`);
+    return this.stderr;
+  }
+
   /** Everything tcpserver and qmail-popup wrote on fd 2 (qmail-popup's own lines among them). */
   get log(): string {
     return this.stderr;

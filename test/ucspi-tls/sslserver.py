@@ -237,7 +237,7 @@ def tls_handshake(ctx, sock):
 
 def tls_env(tls):
     name, proto, bits = tls.cipher()
-    return [
+    pairs = [
         ('SSL_PROTOCOL', tls.version() or proto),
         ('SSL_CIPHER', name),
         ('SSL_CIPHER_USEKEYSIZE', str(bits)),
@@ -245,6 +245,15 @@ def tls_env(tls):
         ('SSL_VERSION_INTERFACE', VERSION_INTERFACE),
         ('SSL_VERSION_LIBRARY', ssl.OPENSSL_VERSION),
     ]
+    # Test knobs: what a client certificate can put in the answer, where
+    # sslserver exports it: a DN of raw (non-UTF-8) bytes, a very long one.
+    dn = os.environ.get('SSLSERVER_TEST_CLIENT_DN_HEX')
+    if dn:
+        pairs.append(('SSL_CLIENT_S_DN', bytes.fromhex(dn)))
+    pad = os.environ.get('SSLSERVER_TEST_CLIENT_CERT_BYTES')
+    if pad:
+        pairs.append(('SSL_CLIENT_CERT', b'A' * int(pad)))
+    return pairs
 
 
 def linger_close(sock):
@@ -465,8 +474,8 @@ def serve_ucspi_tls(ctx, conn, peer, argv):
         return
     tls, inbio, outbio = result
     if cmd == b'Y':
-        answer = b''.join(('%s=%s' % kv).encode() + b'\0'
-                          for kv in tls_env(tls)) + b'\0'
+        answer = b''.join(name.encode() + b'=' + (value if isinstance(value, bytes) else value.encode()) + b'\0'
+                          for name, value in tls_env(tls)) + b'\0'
         try:
             ctl.sendall(answer)
         except OSError:
