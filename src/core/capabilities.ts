@@ -1,19 +1,25 @@
+// What is offered at a given moment. These look only at whether TLS is
+// active: a SessionState fits, and this module needs nothing else of the
+// session (so it does not import it).
+
 import type { Config } from "./config.ts";
 import { saslMechanisms } from "./sasl.ts";
-import type { SessionState } from "./session.ts";
+
+/** All this module needs of the session. */
+type Tls = { readonly tls: boolean };
 
 /** USER/PASS is accepted now: not in APOP-only mode, and not before STLS where STLS is required. */
-export function userPassAllowed(config: Config, state: SessionState): boolean {
+export function userPassAllowed(config: Config, state: Tls): boolean {
   return config.apop !== "only" && !tlsRequiredNow(config, state);
 }
 
 /** Credentials must wait: UCSPITLS=! and TLS is not active yet. */
-export function tlsRequiredNow(config: Config, state: SessionState): boolean {
+export function tlsRequiredNow(config: Config, state: Tls): boolean {
   return config.stls === "required" && !state.tls;
 }
 
 /** STLS is offered now: configured, its descriptors given, and TLS not already active. */
-export function stlsOffered(config: Config, state: SessionState): boolean {
+export function stlsOffered(config: Config, state: Tls): boolean {
   return config.stls !== "off" && config.ucspiTls !== undefined && !state.tls;
 }
 
@@ -21,7 +27,7 @@ export function stlsOffered(config: Config, state: SessionState): boolean {
  * The CAPA list (RFC 2449): what is true at this moment, plus what
  * qmail-pop3d offers after login (TOP, UIDL, PIPELINING).
  */
-export function capabilities(config: Config, state: SessionState): string[] {
+export function capabilities(config: Config, state: Tls): string[] {
   const list = ["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"];
   // AUTH goes with USER/PASS: the same passwords, the same checkpassword.
   if (userPassAllowed(config, state)) list.push("USER", `SASL ${saslMechanisms(config).join(" ")}`);
@@ -29,6 +35,6 @@ export function capabilities(config: Config, state: SessionState): string[] {
   return list;
 }
 
-export function capabilityReply(config: Config, state: SessionState): string {
+export function capabilityReply(config: Config, state: Tls): string {
   return "+OK capability list follows\r\n" + capabilities(config, state).map((line) => line + "\r\n").join("") + ".\r\n";
 }

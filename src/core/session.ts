@@ -70,7 +70,7 @@ const OK = "+OK \r\n";
 const SYNTAX = "-ERR syntax error\r\n";
 
 const reply = (text: string): Action => ({ kind: "reply", text });
-const stay = (state: SessionState, ...actions: Action[]): Step => ({ state, actions });
+const step = (state: SessionState, ...actions: Action[]): Step => ({ state, actions });
 
 /** Splits `VERB argument`: the verb ends at the first space, then all spaces are skipped. */
 export function parseCommand(line: Uint8Array): { verb: Uint8Array; argument: Uint8Array } {
@@ -83,7 +83,7 @@ export function parseCommand(line: Uint8Array): { verb: Uint8Array; argument: Ui
 
 /** The refusal where UCSPITLS=! and a client offers credentials in clear. */
 function tlsRequiredRefusal(config: Config, state: SessionState): Step {
-  return stay(
+  return step(
     state,
     reply("-ERR TLS required but not negotiated\r\n"),
     { kind: "log", entry: logEntry(config, state, "Reject", "STLS::Any", "unknown") },
@@ -103,31 +103,31 @@ export function logEntry(
 
 export function handleLine(config: Config, state: SessionState, event: LineEvent): Step {
   if (state.sasl !== undefined) return handleSaslResponse(state, state.sasl, event);
-  if (event.kind === "too-long") return stay(state, reply("-ERR line too long\r\n"));
-  if (event.kind === "nul") return stay(state, reply("-ERR NUL in command\r\n"));
+  if (event.kind === "too-long") return step(state, reply("-ERR line too long\r\n"));
+  if (event.kind === "nul") return step(state, reply("-ERR NUL in command\r\n"));
   const { verb, argument } = parseCommand(event.line);
   const is = (name: string) => equalsIgnoringCase(verb, name);
 
-  if (is("QUIT")) return stay(state, reply(OK), { kind: "quit", status: 0 });
-  if (is("NOOP")) return stay(state, reply(OK));
-  if (is("CAPA")) return stay(state, reply(capabilityReply(config, state)));
+  if (is("QUIT")) return step(state, reply(OK), { kind: "quit", status: 0 });
+  if (is("NOOP")) return step(state, reply(OK));
+  if (is("CAPA")) return step(state, reply(capabilityReply(config, state)));
 
   if (is("STLS")) {
-    if (!stlsOffered(config, state)) return stay(state, reply("-ERR STLS not available\r\n"));
+    if (!stlsOffered(config, state)) return step(state, reply("-ERR STLS not available\r\n"));
     // A USER given in clear is forgotten: it may have been injected.
     return { state: { ...state, user: undefined, tls: true }, actions: [reply("+OK starting TLS negotiation\r\n"), { kind: "startTls" }] };
   }
 
   if (is("USER")) {
     if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-    if (!userPassAllowed(config, state)) return stay(state, reply("-ERR USER/PASS not available, use APOP\r\n"));
-    if (argument.length === 0) return stay(state, reply(SYNTAX));
+    if (!userPassAllowed(config, state)) return step(state, reply("-ERR USER/PASS not available, use APOP\r\n"));
+    if (argument.length === 0) return step(state, reply(SYNTAX));
     return { state: { ...state, user: copyBytes(argument) }, actions: [reply(OK)] };
   }
 
   if (is("PASS")) {
-    if (state.user === undefined) return stay(state, reply("-ERR USER first\r\n"));
-    if (argument.length === 0) return stay(state, reply(SYNTAX));
+    if (state.user === undefined) return step(state, reply("-ERR USER first\r\n"));
+    if (argument.length === 0) return step(state, reply(SYNTAX));
     return {
       state: { ...state, user: undefined },
       actions: [{ kind: "spawnAuth", method: "User", name: state.user, secret: copyBytes(argument) }],
@@ -136,10 +136,10 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
 
   if (is("APOP")) {
     if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-    if (config.apop === "off") return stay(state, reply("-ERR APOP not available\r\n"));
+    if (config.apop === "off") return step(state, reply("-ERR APOP not available\r\n"));
     const space = argument.indexOf(0x20);
-    if (space < 0) return stay(state, reply(SYNTAX));
-    return stay(state, {
+    if (space < 0) return step(state, reply(SYNTAX));
+    return step(state, {
       kind: "spawnAuth",
       method: "Apop",
       name: copyBytes(argument.subarray(0, space)),
@@ -149,7 +149,7 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
 
   if (is("AUTH")) return startSasl(config, state, argument);
 
-  return stay(state, reply("-ERR authorization first\r\n"));
+  return step(state, reply("-ERR authorization first\r\n"));
 }
 
 const SASL_CANCELLED = "-ERR authentication cancelled\r\n";
@@ -161,46 +161,46 @@ const LOGIN_PASSWORD = "+ UGFzc3dvcmQ6\r\n";
 /** `AUTH`, `AUTH mechanism`, `AUTH mechanism initial-response` (RFC 5034). */
 function startSasl(config: Config, state: SessionState, argument: Uint8Array): Step {
   if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-  if (!userPassAllowed(config, state)) return stay(state, reply("-ERR AUTH not available, use APOP\r\n"));
+  if (!userPassAllowed(config, state)) return step(state, reply("-ERR AUTH not available, use APOP\r\n"));
   const offered = saslMechanisms(config);
   if (argument.length === 0) {
-    return stay(state, reply(`+OK SASL mechanisms follow\r\n${offered.map((name) => name + "\r\n").join("")}.\r\n`));
+    return step(state, reply(`+OK SASL mechanisms follow\r\n${offered.map((name) => name + "\r\n").join("")}.\r\n`));
   }
   const { verb: name, argument: initial } = parseCommand(argument);
   const mechanism = offered.find((candidate) => equalsIgnoringCase(name, candidate));
-  if (mechanism === undefined) return stay(state, reply("-ERR unrecognized authentication type\r\n"));
+  if (mechanism === undefined) return step(state, reply("-ERR unrecognized authentication type\r\n"));
   const exchanging = (sasl: SaslExchange, challenge: string): Step => ({ state: { ...state, sasl }, actions: [reply(challenge)] });
 
   if (mechanism === "CRAM-MD5") {
     // The challenge is the APOP timestamp: fd 3 carries it as the third field anyway.
-    if (initial.length > 0) return stay(state, reply(SASL_MALFORMED));
+    if (initial.length > 0) return step(state, reply(SASL_MALFORMED));
     return exchanging({ mechanism }, `+ ${encodeBase64(state.timestamp ?? new Uint8Array())}\r\n`);
   }
   if (initial.length === 0) return exchanging({ mechanism }, mechanism === "PLAIN" ? "+ \r\n" : LOGIN_USERNAME);
   const response = decodeResponse(initial, true);
-  if (response === "cancel") return stay(state, reply(SASL_CANCELLED));
-  if (response === "malformed") return stay(state, reply(SASL_MALFORMED));
+  if (response === "cancel") return step(state, reply(SASL_CANCELLED));
+  if (response === "malformed") return step(state, reply(SASL_MALFORMED));
   if (mechanism === "PLAIN") return finishPlain(state, response);
   return loginName(state, response);
 }
 
 function handleSaslResponse(state: SessionState, sasl: SaslExchange, event: LineEvent): Step {
   const idle = withoutSasl(state);
-  if (event.kind !== "line") return stay(idle, reply(SASL_MALFORMED));
+  if (event.kind !== "line") return step(idle, reply(SASL_MALFORMED));
   const response = decodeResponse(event.line, false);
-  if (response === "cancel") return stay(idle, reply(SASL_CANCELLED));
-  if (response === "malformed") return stay(idle, reply(SASL_MALFORMED));
+  if (response === "cancel") return step(idle, reply(SASL_CANCELLED));
+  if (response === "malformed") return step(idle, reply(SASL_MALFORMED));
   switch (sasl.mechanism) {
     case "PLAIN":
       return finishPlain(idle, response);
     case "LOGIN":
       if (sasl.name === undefined) return loginName(idle, response);
-      if (response.length === 0 || response.includes(0)) return stay(idle, reply(SASL_MALFORMED));
-      return stay(idle, { kind: "spawnAuth", method: "Login", name: sasl.name, secret: response });
+      if (response.length === 0 || response.includes(0)) return step(idle, reply(SASL_MALFORMED));
+      return step(idle, { kind: "spawnAuth", method: "Login", name: sasl.name, secret: response });
     case "CRAM-MD5": {
       const decoded = decodeCramMd5(response);
-      if (decoded === "malformed" || decoded.name.includes(0)) return stay(idle, reply(SASL_MALFORMED));
-      return stay(idle, { kind: "spawnAuth", method: "Cram-md5", name: decoded.name, secret: decoded.digest });
+      if (decoded === "malformed" || decoded.name.includes(0)) return step(idle, reply(SASL_MALFORMED));
+      return step(idle, { kind: "spawnAuth", method: "Cram-md5", name: decoded.name, secret: decoded.digest });
     }
   }
 }
@@ -208,13 +208,13 @@ function handleSaslResponse(state: SessionState, sasl: SaslExchange, event: Line
 function finishPlain(state: SessionState, response: Uint8Array): Step {
   const decoded = decodePlain(response);
   response.fill(0);
-  if (decoded === "authzid") return stay(state, reply("-ERR [AUTH] authorization identity not allowed\r\n"));
-  if (decoded === "malformed") return stay(state, reply(SASL_MALFORMED));
-  return stay(state, { kind: "spawnAuth", method: "Plain", name: decoded.name, secret: decoded.password });
+  if (decoded === "authzid") return step(state, reply("-ERR [AUTH] authorization identity not allowed\r\n"));
+  if (decoded === "malformed") return step(state, reply(SASL_MALFORMED));
+  return step(state, { kind: "spawnAuth", method: "Plain", name: decoded.name, secret: decoded.password });
 }
 
 function loginName(state: SessionState, name: Uint8Array): Step {
-  if (name.length === 0 || name.includes(0)) return stay(withoutSasl(state), reply(SASL_MALFORMED));
+  if (name.length === 0 || name.includes(0)) return step(withoutSasl(state), reply(SASL_MALFORMED));
   return { state: { ...state, sasl: { mechanism: "LOGIN", name } }, actions: [reply(LOGIN_PASSWORD)] };
 }
 
