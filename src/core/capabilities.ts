@@ -3,6 +3,7 @@
 // session (so it does not import it).
 
 import type { Config } from "./config.ts";
+import { CAPABILITIES_ALWAYS, CAPABILITY_STLS, CAPABILITY_USER, capabilityList, capabilitySasl } from "./replies.ts";
 import { saslMechanisms } from "./sasl.ts";
 
 /** All this module needs of the session. */
@@ -23,18 +24,15 @@ export function stlsOffered(config: Config, state: Tls): boolean {
   return config.stls !== "off" && config.ucspiTls !== undefined && !state.tls;
 }
 
-/**
- * The CAPA list (RFC 2449): what is true at this moment, plus what
- * qmail-pop3d offers after login (TOP, UIDL, PIPELINING).
- */
+/** The CAPA list (RFC 2449): what is true at this moment, and what qmail-pop3d offers after login. */
 export function capabilities(config: Config, state: Tls): string[] {
-  const list = ["TOP", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"];
+  const list = [...CAPABILITIES_ALWAYS];
   // AUTH goes with USER/PASS: the same passwords, the same checkpassword.
-  if (userPassAllowed(config, state)) list.push("USER", `SASL ${saslMechanisms(config).join(" ")}`);
-  if (stlsOffered(config, state)) list.push("STLS");
+  if (userPassAllowed(config, state)) list.push(CAPABILITY_USER, capabilitySasl(saslMechanisms(config)));
+  if (stlsOffered(config, state)) list.push(CAPABILITY_STLS);
   return list;
 }
 
 export function capabilityReply(config: Config, state: Tls): string {
-  return "+OK capability list follows\r\n" + capabilities(config, state).map((line) => line + "\r\n").join("") + ".\r\n";
+  return capabilityList(capabilities(config, state));
 }
