@@ -19,6 +19,11 @@ export function tlsRequiredNow(config: Config, state: Tls): boolean {
   return config.stls === "required" && !state.tls;
 }
 
+/** APOP is offered: POP3AUTH asks for it (`apop…` or `+apop…`). */
+export function apopOffered(config: Config): boolean {
+  return config.apop !== "off";
+}
+
 /** STLS is offered now: configured, its descriptors given, and TLS not already active. */
 export function stlsOffered(config: Config, state: Tls): boolean {
   return config.stls !== "off" && config.ucspiTls !== undefined && !state.tls;

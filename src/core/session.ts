@@ -3,7 +3,7 @@
 // actions out; nothing here touches a descriptor.
 
 import { copyBytes, equalsIgnoringCase } from "./bytes.ts";
-import { capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "./capabilities.ts";
+import { apopOffered, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "./capabilities.ts";
 import type { Config } from "./config.ts";
 import { COMMAND_LINE_LIMIT, type LineEvent } from "./line-reader.ts";
 import type { AuthMethod, AuthResult, LogEntry } from "./log.ts";
@@ -35,7 +35,7 @@ import {
 import { SASL_RESPONSE_LIMIT, decodeCramMd5, decodePlain, decodeResponse, saslMechanisms } from "./sasl.ts";
 
 /** A SASL exchange under way: the next line is the client's response, not a command. */
-export type SaslExchange =
+type SaslExchange =
   | { readonly mechanism: "PLAIN" }
   | { readonly mechanism: "LOGIN"; readonly name?: Uint8Array }
   | { readonly mechanism: "CRAM-MD5" };
@@ -60,7 +60,8 @@ export type Action =
   /** End the session with this exit status. */
   | { readonly kind: "quit"; readonly status: 0 | 1 };
 
-export interface Step {
+/** What one line leads to: the next state and what to do, in order. */
+interface Step {
   readonly state: SessionState;
   readonly actions: readonly Action[];
 }
@@ -82,11 +83,21 @@ export function lineLimit(state: SessionState): number {
 
 /** `+OK <timestamp>` where APOP is offered; a bare `+OK` otherwise (a timestamp makes curl try APOP). */
 export function greeting(config: Config, timestamp: Uint8Array): Uint8Array {
-  return greetingLine(config.apop === "off" ? undefined : timestamp);
+  return greetingLine(apopOffered(config) ? timestamp : undefined);
 }
 
 export function protocolLabel(config: Config, state: SessionState): "POP3" | "POP3S" {
   return state.tls || config.implicitTls ? "POP3S" : "POP3";
+}
+
+export function logEntry(
+  config: Config,
+  state: SessionState,
+  result: AuthResult,
+  what: string,
+  user: Uint8Array | string,
+): Omit<LogEntry, "pid"> {
+  return { result, what, proto: protocolLabel(config, state), remoteIp: config.remoteIp, remoteHost: config.remoteHost, user };
 }
 
 const reply = (text: string): Action => ({ kind: "reply", text });
@@ -101,89 +112,65 @@ export function parseCommand(line: Uint8Array): { verb: Uint8Array; argument: Ui
   return { verb, argument: line.subarray(space) };
 }
 
-/** The refusal where UCSPITLS=! and a client offers credentials in clear. */
-function tlsRequiredRefusal(config: Config, state: SessionState): Step {
-  return step(
-    state,
-    reply(ERR_TLS_REQUIRED),
-    { kind: "log", entry: logEntry(config, state, "Reject", "STLS::Any", "unknown") },
-    { kind: "quit", status: 1 },
-  );
+// The commands. Each handler runs once its row's gates (the table below)
+// have let the command through. What a handler keeps of the line, it
+// copies: the caller wipes the line after the step.
+
+/** What a handler is given. */
+interface Call {
+  readonly config: Config;
+  readonly state: SessionState;
+  /** The rest of the line after the verb and its spaces. */
+  readonly argument: Uint8Array;
 }
 
-export function logEntry(
-  config: Config,
-  state: SessionState,
-  result: AuthResult,
-  what: string,
-  user: Uint8Array | string,
-): Omit<LogEntry, "pid"> {
-  return { result, what, proto: protocolLabel(config, state), remoteIp: config.remoteIp, remoteHost: config.remoteHost, user };
+function user({ state, argument }: Call): Step {
+  if (argument.length === 0) return step(state, reply(ERR_SYNTAX));
+  return step({ ...state, user: copyBytes(argument) }, reply(OK));
 }
 
-export function handleLine(config: Config, state: SessionState, event: LineEvent): Step {
-  if (state.sasl !== undefined) return handleSaslResponse(state, state.sasl, event);
-  if (event.kind === "too-long") return step(state, reply(ERR_LINE_TOO_LONG));
-  if (event.kind === "nul") return step(state, reply(ERR_NUL_IN_COMMAND));
-  const { verb, argument } = parseCommand(event.line);
-  const is = (name: string) => equalsIgnoringCase(verb, name);
-
-  if (is("QUIT")) return step(state, reply(OK), { kind: "quit", status: 0 });
-  if (is("NOOP")) return step(state, reply(OK));
-  if (is("CAPA")) return step(state, reply(capabilityReply(config, state)));
-
-  if (is("STLS")) {
-    if (!stlsOffered(config, state)) return step(state, reply(ERR_STLS_NOT_AVAILABLE));
-    // A USER given in clear is forgotten: it may have been injected.
-    return { state: { ...state, user: undefined, tls: true }, actions: [reply(OK_STLS), { kind: "startTls" }] };
-  }
-
-  if (is("USER")) {
-    if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-    if (!userPassAllowed(config, state)) return step(state, reply(ERR_USER_PASS_NOT_AVAILABLE));
-    if (argument.length === 0) return step(state, reply(ERR_SYNTAX));
-    return { state: { ...state, user: copyBytes(argument) }, actions: [reply(OK)] };
-  }
-
-  if (is("PASS")) {
-    if (state.user === undefined) return step(state, reply(ERR_USER_FIRST));
-    if (argument.length === 0) return step(state, reply(ERR_SYNTAX));
-    return {
-      state: { ...state, user: undefined },
-      actions: [{ kind: "spawnAuth", method: "User", name: state.user, secret: copyBytes(argument) }],
-    };
-  }
-
-  if (is("APOP")) {
-    if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-    if (config.apop === "off") return step(state, reply(ERR_APOP_NOT_AVAILABLE));
-    const space = argument.indexOf(0x20);
-    if (space < 0) return step(state, reply(ERR_SYNTAX));
-    return step(state, {
-      kind: "spawnAuth",
-      method: "Apop",
-      name: copyBytes(argument.subarray(0, space)),
-      secret: copyBytes(argument.subarray(space + 1)),
-    });
-  }
-
-  if (is("AUTH")) return startSasl(config, state, argument);
-
-  return step(state, reply(ERR_AUTHORIZATION_FIRST));
+function pass({ state, argument }: Call): Step {
+  if (state.user === undefined) return step(state, reply(ERR_USER_FIRST));
+  if (argument.length === 0) return step(state, reply(ERR_SYNTAX));
+  return step({ ...state, user: undefined }, { kind: "spawnAuth", method: "User", name: state.user, secret: copyBytes(argument) });
 }
 
-/** `AUTH`, `AUTH mechanism`, `AUTH mechanism initial-response` (RFC 5034). */
-function startSasl(config: Config, state: SessionState, argument: Uint8Array): Step {
-  if (tlsRequiredNow(config, state)) return tlsRequiredRefusal(config, state);
-  if (!userPassAllowed(config, state)) return step(state, reply(ERR_AUTH_NOT_AVAILABLE));
+/** `APOP name digest`: only the first space separates, the digest is the rest. */
+function apop({ state, argument }: Call): Step {
+  const space = argument.indexOf(0x20);
+  if (space < 0) return step(state, reply(ERR_SYNTAX));
+  const name = copyBytes(argument.subarray(0, space));
+  return step(state, { kind: "spawnAuth", method: "Apop", name, secret: copyBytes(argument.subarray(space + 1)) });
+}
+
+/** A USER given in clear is forgotten: it may have been injected. */
+function stls({ state }: Call): Step {
+  return step({ ...state, user: undefined, tls: true }, reply(OK_STLS), { kind: "startTls" });
+}
+
+function capa({ config, state }: Call): Step {
+  return step(state, reply(capabilityReply(config, state)));
+}
+
+function noop({ state }: Call): Step {
+  return step(state, reply(OK));
+}
+
+function quit({ state }: Call): Step {
+  return step(state, reply(OK), { kind: "quit", status: 0 });
+}
+
+// SASL (RFC 5034): AUTH starts an exchange; while it is under way, each
+// line is the client's response (continueSasl).
+
+/** `AUTH`, `AUTH mechanism`, `AUTH mechanism initial-response`. */
+function auth({ config, state, argument }: Call): Step {
   const offered = saslMechanisms(config);
-  if (argument.length === 0) {
-    return step(state, reply(mechanismList(offered)));
-  }
+  if (argument.length === 0) return step(state, reply(mechanismList(offered)));
   const { verb: name, argument: initial } = parseCommand(argument);
   const mechanism = offered.find((candidate) => equalsIgnoringCase(name, candidate));
   if (mechanism === undefined) return step(state, reply(ERR_SASL_MECHANISM));
-  const exchanging = (sasl: SaslExchange, challenge: string): Step => ({ state: { ...state, sasl }, actions: [reply(challenge)] });
+  const exchanging = (sasl: SaslExchange, text: string): Step => step({ ...state, sasl }, reply(text));
 
   if (mechanism === "CRAM-MD5") {
     // The challenge is the APOP timestamp: fd 3 carries it as the third field anyway.
@@ -198,7 +185,7 @@ function startSasl(config: Config, state: SessionState, argument: Uint8Array): S
   return loginName(state, response);
 }
 
-function handleSaslResponse(state: SessionState, sasl: SaslExchange, event: LineEvent): Step {
+function continueSasl(state: SessionState, sasl: SaslExchange, event: LineEvent): Step {
   const idle = withoutSasl(state);
   if (event.kind !== "line") return step(idle, reply(ERR_SASL_MALFORMED));
   const response = decodeResponse(event.line, false);
@@ -229,7 +216,50 @@ function finishPlain(state: SessionState, response: Uint8Array): Step {
 
 function loginName(state: SessionState, name: Uint8Array): Step {
   if (name.length === 0 || name.includes(0)) return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
-  return { state: { ...state, sasl: { mechanism: "LOGIN", name } }, actions: [reply(CHALLENGE_PASSWORD)] };
+  return step({ ...state, sasl: { mechanism: "LOGIN", name } }, reply(CHALLENGE_PASSWORD));
+}
+
+/**
+ * One row per verb: the gates a command passes before its handler, in
+ * this order. `credentials`: while UCSPITLS=! and TLS is not active, the
+ * command is refused and the session ends (tlsRequired). `offered`: where
+ * it is false, `refusal` is the answer. PASS has no gate of its own: it
+ * needs a USER, which has passed USER's.
+ */
+type Command = {
+  /** Upper case; the client's is compared without regard to case. */
+  readonly verb: string;
+  readonly credentials?: true;
+  readonly handle: (call: Call) => Step;
+} & ({ readonly offered?: undefined } | { readonly offered: (config: Config, state: SessionState) => boolean; readonly refusal: string });
+
+const COMMANDS: readonly Command[] = [
+  { verb: "USER", credentials: true, offered: userPassAllowed, refusal: ERR_USER_PASS_NOT_AVAILABLE, handle: user },
+  { verb: "PASS", handle: pass },
+  { verb: "APOP", credentials: true, offered: apopOffered, refusal: ERR_APOP_NOT_AVAILABLE, handle: apop },
+  { verb: "AUTH", credentials: true, offered: userPassAllowed, refusal: ERR_AUTH_NOT_AVAILABLE, handle: auth },
+  { verb: "STLS", offered: stlsOffered, refusal: ERR_STLS_NOT_AVAILABLE, handle: stls },
+  { verb: "CAPA", handle: capa },
+  { verb: "NOOP", handle: noop },
+  { verb: "QUIT", handle: quit },
+];
+
+/** UCSPITLS=! and credentials offered in clear: refused, logged, and the session ends. */
+function tlsRequired(config: Config, state: SessionState): Step {
+  const entry = logEntry(config, state, "Reject", "STLS::Any", "unknown");
+  return step(state, reply(ERR_TLS_REQUIRED), { kind: "log", entry }, { kind: "quit", status: 1 });
+}
+
+export function handleLine(config: Config, state: SessionState, event: LineEvent): Step {
+  if (state.sasl !== undefined) return continueSasl(state, state.sasl, event);
+  if (event.kind === "too-long") return step(state, reply(ERR_LINE_TOO_LONG));
+  if (event.kind === "nul") return step(state, reply(ERR_NUL_IN_COMMAND));
+  const { verb, argument } = parseCommand(event.line);
+  const command = COMMANDS.find((row) => equalsIgnoringCase(verb, row.verb));
+  if (command === undefined) return step(state, reply(ERR_AUTHORIZATION_FIRST));
+  if (command.credentials && tlsRequiredNow(config, state)) return tlsRequired(config, state);
+  if (command.offered !== undefined && !command.offered(config, state)) return step(state, reply(command.refusal));
+  return command.handle({ config, state, argument });
 }
 
 // serve.ts, waiter.ts and platform/types.ts still import these: the old
