@@ -1,8 +1,10 @@
-// The POP3 AUTHORIZATION state as a pure function: a state and one input
-// line give the next state and what to do. The platform layer carries the
-// actions out; nothing here touches a descriptor.
+// The POP3 AUTHORIZATION state as a function: a state and one input line
+// give the next state and what to do. The platform layer carries the
+// actions out; nothing here touches a descriptor. The line may hold a
+// password: handleLine leaves it all zeros, and what a step keeps of it is
+// a copy, made with bytes.ts and wiped wherever it is refused.
 
-import { copyBytes, equalsIgnoringCase } from "./bytes.ts";
+import { bytesOf, copyBytes, equalsIgnoringCase } from "./bytes.ts";
 import { apopOffered, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "./capabilities.ts";
 import type { Config } from "./config.ts";
 import { COMMAND_LINE_LIMIT, type LineEvent } from "./line-reader.ts";
@@ -114,7 +116,7 @@ export function parseCommand(line: Uint8Array): { verb: Uint8Array; argument: Ui
 
 // The commands. Each handler runs once its row's gates (the table below)
 // have let the command through. What a handler keeps of the line, it
-// copies: the caller wipes the line after the step.
+// copies: the line is wiped after the step.
 
 /** What a handler is given. */
 interface Call {
@@ -175,7 +177,7 @@ function auth({ config, state, argument }: Call): Step {
   if (mechanism === "CRAM-MD5") {
     // The challenge is the APOP timestamp: fd 3 carries it as the third field anyway.
     if (initial.length > 0) return step(state, reply(ERR_SASL_MALFORMED));
-    return exchanging({ mechanism }, challenge(state.timestamp ?? new Uint8Array()));
+    return exchanging({ mechanism }, challenge(state.timestamp ?? bytesOf("")));
   }
   if (initial.length === 0) return exchanging({ mechanism }, mechanism === "PLAIN" ? CHALLENGE_EMPTY : CHALLENGE_USERNAME);
   const response = decodeResponse(initial, true);
@@ -185,10 +187,10 @@ function auth({ config, state, argument }: Call): Step {
   return loginName(state, response);
 }
 
-function continueSasl(state: SessionState, sasl: SaslExchange, event: LineEvent): Step {
+/** The client's response, on a line of its own. */
+function continueSasl(state: SessionState, sasl: SaslExchange, line: Uint8Array): Step {
   const idle = withoutSasl(state);
-  if (event.kind !== "line") return step(idle, reply(ERR_SASL_MALFORMED));
-  const response = decodeResponse(event.line, false);
+  const response = decodeResponse(line, false);
   if (response === "cancel") return step(idle, reply(ERR_SASL_CANCELLED));
   if (response === "malformed") return step(idle, reply(ERR_SASL_MALFORMED));
   switch (sasl.mechanism) {
@@ -196,15 +198,15 @@ function continueSasl(state: SessionState, sasl: SaslExchange, event: LineEvent)
       return finishPlain(idle, response);
     case "LOGIN":
       if (sasl.name === undefined) return loginName(idle, response);
-      if (response.length === 0 || response.includes(0)) return step(idle, reply(ERR_SASL_MALFORMED));
-      return step(idle, { kind: "spawnAuth", method: "Login", name: sasl.name, secret: response });
-    case "CRAM-MD5": {
-      const decoded = decodeCramMd5(response);
-      if (decoded === "malformed" || decoded.name.includes(0)) return step(idle, reply(ERR_SASL_MALFORMED));
-      return step(idle, { kind: "spawnAuth", method: "Cram-md5", name: decoded.name, secret: decoded.digest });
-    }
+      return loginPassword(idle, sasl.name, response);
+    case "CRAM-MD5":
+      return finishCramMd5(idle, response);
   }
 }
+
+// Each mechanism's last step. The decoded response is the password or
+// holds it: whatever the answer, nothing of it is left but what a
+// spawnAuth takes.
 
 function finishPlain(state: SessionState, response: Uint8Array): Step {
   const decoded = decodePlain(response);
@@ -214,9 +216,24 @@ function finishPlain(state: SessionState, response: Uint8Array): Step {
   return step(state, { kind: "spawnAuth", method: "Plain", name: decoded.name, secret: decoded.password });
 }
 
+/** LOGIN's first answer, the name: wiped where refused, as every refused response is. */
 function loginName(state: SessionState, name: Uint8Array): Step {
-  if (name.length === 0 || name.includes(0)) return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
-  return step({ ...state, sasl: { mechanism: "LOGIN", name } }, reply(CHALLENGE_PASSWORD));
+  if (name.length > 0 && !name.includes(0)) return step({ ...state, sasl: { mechanism: "LOGIN", name } }, reply(CHALLENGE_PASSWORD));
+  name.fill(0);
+  return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
+}
+
+function loginPassword(state: SessionState, name: Uint8Array, password: Uint8Array): Step {
+  if (password.length > 0 && !password.includes(0)) return step(state, { kind: "spawnAuth", method: "Login", name, secret: password });
+  password.fill(0);
+  return step(state, reply(ERR_SASL_MALFORMED));
+}
+
+function finishCramMd5(state: SessionState, response: Uint8Array): Step {
+  const decoded = decodeCramMd5(response);
+  response.fill(0);
+  if (decoded === "malformed") return step(state, reply(ERR_SASL_MALFORMED));
+  return step(state, { kind: "spawnAuth", method: "Cram-md5", name: decoded.name, secret: decoded.digest });
 }
 
 /**
@@ -250,16 +267,26 @@ function tlsRequired(config: Config, state: SessionState): Step {
   return step(state, reply(ERR_TLS_REQUIRED), { kind: "log", entry }, { kind: "quit", status: 1 });
 }
 
+/** A command line: its row, the row's gates, the row's handler. */
+function command(config: Config, state: SessionState, line: Uint8Array): Step {
+  const { verb, argument } = parseCommand(line);
+  const row = COMMANDS.find((candidate) => equalsIgnoringCase(verb, candidate.verb));
+  if (row === undefined) return step(state, reply(ERR_AUTHORIZATION_FIRST));
+  if (row.credentials && tlsRequiredNow(config, state)) return tlsRequired(config, state);
+  if (row.offered !== undefined && !row.offered(config, state)) return step(state, reply(row.refusal));
+  return row.handle({ config, state, argument });
+}
+
+/** One line in, one step out; the line is all zeros when this returns. */
 export function handleLine(config: Config, state: SessionState, event: LineEvent): Step {
-  if (state.sasl !== undefined) return continueSasl(state, state.sasl, event);
-  if (event.kind === "too-long") return step(state, reply(ERR_LINE_TOO_LONG));
-  if (event.kind === "nul") return step(state, reply(ERR_NUL_IN_COMMAND));
-  const { verb, argument } = parseCommand(event.line);
-  const command = COMMANDS.find((row) => equalsIgnoringCase(verb, row.verb));
-  if (command === undefined) return step(state, reply(ERR_AUTHORIZATION_FIRST));
-  if (command.credentials && tlsRequiredNow(config, state)) return tlsRequired(config, state);
-  if (command.offered !== undefined && !command.offered(config, state)) return step(state, reply(command.refusal));
-  return command.handle({ config, state, argument });
+  if (event.kind === "line") {
+    const next = state.sasl === undefined ? command(config, state, event.line) : continueSasl(state, state.sasl, event.line);
+    event.line.fill(0);
+    return next;
+  }
+  // The reader kept nothing of a line too long or with a NUL in it.
+  if (state.sasl !== undefined) return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
+  return step(state, reply(event.kind === "too-long" ? ERR_LINE_TOO_LONG : ERR_NUL_IN_COMMAND));
 }
 
 // serve.ts, waiter.ts and platform/types.ts still import these: the old

@@ -346,8 +346,8 @@ const readerLimit: number = sasl.SASL_RESPONSE_LIMIT ?? COMMAND_LINE_LIMIT;
 
 /**
  * Runs a client's byte stream through the reader and the session as serve.ts
- * does (each line overwritten once its actions are done; the session ends at
- * quit or at the first spawnAuth), and keeps what the client sent.
+ * does (the session ends at quit or at the first spawnAuth), checks that
+ * handleLine wipes every line it is given, and keeps what the client sent.
  */
 function runSession(cfg: Config, chunks: readonly Uint8Array[], timestamp: Uint8Array = apopTimestamp(1, 2, cfg.hostname)): Transcript {
   const transcript: Transcript = { replies: [], spawns: [] };
@@ -363,9 +363,11 @@ function runSession(cfg: Config, chunks: readonly Uint8Array[], timestamp: Uint8
       if (reader.pending > readerLimit) throw new Error(`pending ${reader.pending} over ${readerLimit}`);
       rest = rest.subarray(consumed);
       if (event === undefined) continue;
-      const step = handleLine(cfg, state, event);
-      state = step.state;
+      // What the client sent, copied before the session sees (and wipes) it.
       const entry = { line: event.kind === "line" ? event.line.slice() : new Uint8Array(0), replies: [] as string[] };
+      const step = handleLine(cfg, state, event);
+      if (event.kind === "line" && !event.line.every((byte) => byte === 0)) throw new Error("handleLine left the line unwiped");
+      state = step.state;
       history.push(entry);
       let ended = false;
       for (const action of step.actions) {
@@ -378,8 +380,6 @@ function runSession(cfg: Config, chunks: readonly Uint8Array[], timestamp: Uint8
           ended = true;
         }
       }
-      // serve.ts overwrites the line once its actions are carried out.
-      if (event.kind === "line") event.line.fill(0);
       if (ended) break outer;
     }
   }
