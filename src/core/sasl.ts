@@ -6,7 +6,7 @@ import { decodeBase64 } from "./base64.ts";
 import { allocateBytes, copyBytes } from "./bytes.ts";
 import type { Config } from "./config.ts";
 
-export type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
+type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
 
 /** An AUTH response line may be longer than a command: base64 of a 1024-byte response, with CRLF. */
 export const SASL_RESPONSE_LIMIT = 2048;
@@ -16,7 +16,7 @@ export function saslMechanisms(config: Config): SaslMechanism[] {
   return config.cramMd5 ? ["PLAIN", "LOGIN", "CRAM-MD5"] : ["PLAIN", "LOGIN"];
 }
 
-export type PlainCredentials = { readonly name: Uint8Array; readonly password: Uint8Array };
+type PlainCredentials = { readonly name: Uint8Array; readonly password: Uint8Array };
 
 // The decoders copy what they return and nothing they refuse; the bytes
 // they are given are the caller's to wipe.
