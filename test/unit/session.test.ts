@@ -346,7 +346,7 @@ describe("UCSPITLS=! (TLS required)", () => {
     expect(run(required, ["USER alice", "PASS secret"]).others).toEqual(refusal("POP3").slice(1));
   });
 
-  it("lets through a command with no credentials only: an unknown one, QUIT", () => {
+  it("lets commands without credentials through: an unknown one, QUIT", () => {
     expect(run(required, ["RETR 1"]).replies).toBe("-ERR authorization first\r\n");
     expect(run(required, ["QUIT"]).others).toEqual([{ kind: "quit", status: 0 }]);
   });
