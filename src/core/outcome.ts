@@ -5,6 +5,7 @@
 // program that cannot be run at all is temporary (its reason goes to fd 2).
 
 import type { AuthResult } from "./log.ts";
+import { ERR_AUTH_FAILED, ERR_AUTH_TEMPORARY, ERR_CHILD_CRASHED } from "./replies.ts";
 
 export type OutcomeKind = "accept" | "fail" | "temporary" | "crash" | "unrunnable";
 
@@ -21,10 +22,10 @@ export interface Outcome {
  */
 export const OUTCOMES: Readonly<Record<OutcomeKind, Outcome>> = {
   accept: { reply: undefined, result: "Accept", status: 0 },
-  fail: { reply: "-ERR [AUTH] authorization failed\r\n", result: "Reject", status: 1 },
-  temporary: { reply: "-ERR [SYS/TEMP] authorization failed\r\n", result: "Reject", status: 1 },
-  crash: { reply: "-ERR [SYS/TEMP] aack, child crashed\r\n", result: "Reject", status: 1 },
-  unrunnable: { reply: "-ERR [SYS/TEMP] authorization failed\r\n", result: "Reject", status: 1 },
+  fail: { reply: ERR_AUTH_FAILED, result: "Reject", status: 1 },
+  temporary: { reply: ERR_AUTH_TEMPORARY, result: "Reject", status: 1 },
+  crash: { reply: ERR_CHILD_CRASHED, result: "Reject", status: 1 },
+  unrunnable: { reply: ERR_AUTH_TEMPORARY, result: "Reject", status: 1 },
 };
 
 export const OUTCOME_KINDS = Object.keys(OUTCOMES) as OutcomeKind[];

@@ -3,10 +3,10 @@
 // same three fields as USER/PASS, so every checkpassword keeps working.
 
 import { decodeBase64 } from "./base64.ts";
-import { copyBytes } from "./bytes.ts";
+import { allocateBytes, copyBytes } from "./bytes.ts";
 import type { Config } from "./config.ts";
 
-export type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
+type SaslMechanism = "PLAIN" | "LOGIN" | "CRAM-MD5";
 
 /** An AUTH response line may be longer than a command: base64 of a 1024-byte response, with CRLF. */
 export const SASL_RESPONSE_LIMIT = 2048;
@@ -16,7 +16,10 @@ export function saslMechanisms(config: Config): SaslMechanism[] {
   return config.cramMd5 ? ["PLAIN", "LOGIN", "CRAM-MD5"] : ["PLAIN", "LOGIN"];
 }
 
-export type PlainCredentials = { readonly name: Uint8Array; readonly password: Uint8Array };
+type PlainCredentials = { readonly name: Uint8Array; readonly password: Uint8Array };
+
+// The decoders copy what they return and nothing they refuse; the bytes
+// they are given are the caller's to wipe.
 
 /**
  * RFC 4616: `authzid \0 authcid \0 passwd`. An authorization identity that
@@ -35,22 +38,24 @@ export function decodePlain(response: Uint8Array): PlainCredentials | "malformed
   return { name: copyBytes(name), password: copyBytes(password) };
 }
 
-/** RFC 2195: the response is `name SP digest` (digest: 32 lowercase hex digits). */
+/** RFC 2195: the response is `name SP digest` (digest: 32 lowercase hex digits; no NUL in the name, fd 3's separator). */
 export function decodeCramMd5(response: Uint8Array): { name: Uint8Array; digest: Uint8Array } | "malformed" {
   const space = response.lastIndexOf(0x20);
   if (space <= 0) return "malformed";
+  const name = response.subarray(0, space);
   const digest = response.subarray(space + 1);
+  if (name.includes(0)) return "malformed";
   if (digest.length !== 32 || !digest.every((byte) => (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66))) return "malformed";
-  return { name: copyBytes(response.subarray(0, space)), digest: copyBytes(digest) };
+  return { name: copyBytes(name), digest: copyBytes(digest) };
 }
 
 /** A client's response line: base64, `*` to cancel, `=` (in an initial response) for empty. */
 export function decodeResponse(line: Uint8Array, initial: boolean): Uint8Array | "cancel" | "malformed" {
   if (line.length === 1 && line[0] === 0x2a) return "cancel";
-  if (initial && line.length === 1 && line[0] === 0x3d) return new Uint8Array(0);
+  if (initial && line.length === 1 && line[0] === 0x3d) return allocateBytes(0);
   const decoded = decodeBase64(line);
   if (decoded === undefined) return "malformed";
-  // A NUL belongs in PLAIN's separators only; decodePlain checks those.
+  // A NUL is for the mechanism to judge: PLAIN's separators, refused elsewhere.
   return decoded;
 }
 

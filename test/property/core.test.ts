@@ -11,8 +11,8 @@ import { readConfig, type Config, type Environment } from "../../src/core/config
 import { encodeCheckpasswordInput } from "../../src/core/checkpassword.ts";
 import { COMMAND_LINE_LIMIT, LineReader, type LineEvent } from "../../src/core/line-reader.ts";
 import { formatLogLine, type LogEntry } from "../../src/core/log.ts";
-import * as session from "../../src/core/session.ts";
-import { handleLine, initialState, type Action, type SessionState } from "../../src/core/session.ts";
+import { SASL_RESPONSE_LIMIT } from "../../src/core/sasl.ts";
+import { handleLine, initialState, lineLimit, type Action, type SessionState } from "../../src/core/session.ts";
 import { apopTimestamp } from "../../src/core/timestamp.ts";
 
 const DEFAULT_RUNS = 1000;
@@ -333,39 +333,32 @@ function modelCredentials(method: string, history: readonly { line: Uint8Array; 
   return undefined;
 }
 
-/** initialState, with the timestamp where the session takes one (CRAM-MD5's challenge). */
-const startState = initialState as (config: Config, timestamp?: Uint8Array) => SessionState;
-/** The line limit the session asks the reader for in a state: longer for a SASL response, where it has one. */
-const lineLimitOf: (state: SessionState) => number =
-  ((session as Record<string, unknown>).lineLimit as ((state: SessionState) => number) | undefined) ?? (() => COMMAND_LINE_LIMIT);
-/** The reader's buffer in serve.ts: the longest line any state allows. */
-// (src/core/sasl.ts comes with SASL AUTH: imported by a computed name, so that this file works with and without it.)
-const SASL_MODULE = "../../src/core/sasl.ts";
-const sasl = (await import(/* @vite-ignore */ SASL_MODULE).catch(() => ({}))) as { SASL_RESPONSE_LIMIT?: number };
-const readerLimit: number = sasl.SASL_RESPONSE_LIMIT ?? COMMAND_LINE_LIMIT;
+/** The reader's buffer in serve.ts: the longest line any state allows (a SASL response's). */
+const readerLimit = SASL_RESPONSE_LIMIT;
 
 /**
  * Runs a client's byte stream through the reader and the session as serve.ts
- * does (each line overwritten once its actions are done; the session ends at
- * quit or at the first spawnAuth), and keeps what the client sent.
+ * does (the session ends at quit or at the first spawnAuth), checks that
+ * handleLine wipes every line it is given, and keeps what the client sent.
  */
 function runSession(cfg: Config, chunks: readonly Uint8Array[], timestamp: Uint8Array = apopTimestamp(1, 2, cfg.hostname)): Transcript {
   const transcript: Transcript = { replies: [], spawns: [] };
-  let state: SessionState = startState(cfg, timestamp);
+  let state: SessionState = initialState(cfg, timestamp);
   const history: { line: Uint8Array; replies: string[] }[] = [];
   const reader = new LineReader(readerLimit);
-  const feed = reader.feed.bind(reader) as (chunk: Uint8Array, limit?: number) => { consumed: number; event?: LineEvent };
   outer: for (const chunk of chunks) {
     let rest = chunk;
     while (rest.length > 0) {
-      const { consumed, event } = feed(rest, lineLimitOf(state));
+      const { consumed, event } = reader.feed(rest, lineLimit(state));
       if (consumed < 1 || consumed > rest.length) throw new Error(`consumed ${consumed} of ${rest.length}`);
       if (reader.pending > readerLimit) throw new Error(`pending ${reader.pending} over ${readerLimit}`);
       rest = rest.subarray(consumed);
       if (event === undefined) continue;
-      const step = handleLine(cfg, state, event);
-      state = step.state;
+      // What the client sent, copied before the session sees (and wipes) it.
       const entry = { line: event.kind === "line" ? event.line.slice() : new Uint8Array(0), replies: [] as string[] };
+      const step = handleLine(cfg, state, event);
+      if (event.kind === "line" && !event.line.every((byte) => byte === 0)) throw new Error("handleLine left the line unwiped");
+      state = step.state;
       history.push(entry);
       let ended = false;
       for (const action of step.actions) {
@@ -378,8 +371,6 @@ function runSession(cfg: Config, chunks: readonly Uint8Array[], timestamp: Uint8
           ended = true;
         }
       }
-      // serve.ts overwrites the line once its actions are carried out.
-      if (event.kind === "line") event.line.fill(0);
       if (ended) break outer;
     }
   }
@@ -497,12 +488,10 @@ describe("session", () => {
             expect(latin1(fields[0]!)).toBe(latin1(action.name));
             expect(latin1(fields[1]!)).toBe(latin1(action.secret));
             expect(latin1(fields[2]!)).toBe(latin1(timestamp));
-            // The USER/PASS and APOP cases: the bytes the client typed, though the lines were overwritten since.
-            if (action.method === "User" || action.method === "Apop") {
-              expect(expected, `no model for ${action.method}`).toBeDefined();
-              expect(latin1(fields[0]!)).toBe(latin1(expected!.name));
-              expect(latin1(fields[1]!)).toBe(latin1(expected!.secret));
-            }
+            // Every method: the bytes the client sent, though the lines were wiped since.
+            expect(expected, `no model for ${action.method}`).toBeDefined();
+            expect(latin1(fields[0]!)).toBe(latin1(expected!.name));
+            expect(latin1(fields[1]!)).toBe(latin1(expected!.secret));
           }
         },
       ),

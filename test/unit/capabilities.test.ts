@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { configOf } from "./config-of.ts";
-import { capabilities, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "../../src/core/capabilities.ts";
+import { apopOffered, capabilities, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllowed } from "../../src/core/capabilities.ts";
 import { readConfig, type Config } from "../../src/core/config.ts";
 import { handleLine, initialState, type SessionState } from "../../src/core/session.ts";
 
@@ -77,6 +77,13 @@ describe("the predicates", () => {
     expect(tlsRequiredNow(configOf({ UCSPITLS: "!" }), secure)).toBe(false);
     expect(tlsRequiredNow(configOf({ UCSPITLS: "" }), clear)).toBe(false);
     expect(tlsRequiredNow(configOf(), clear)).toBe(false);
+  });
+
+  it("apopOffered", () => {
+    expect(apopOffered(configOf())).toBe(false);
+    expect(apopOffered(configOf({ POP3AUTH: "+apop" }))).toBe(true);
+    expect(apopOffered(configOf({ POP3AUTH: "APOP" }))).toBe(true);
+    expect(apopOffered(configOf({ POP3AUTH: "cram-md5" }))).toBe(false);
   });
 
   it("stlsOffered", () => {

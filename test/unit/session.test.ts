@@ -341,6 +341,16 @@ describe("UCSPITLS=! (TLS required)", () => {
     expect(result.replies.endsWith(".\r\n+OK starting TLS negotiation\r\n")).toBe(true);
   });
 
+  it("answers PASS before TLS with `-ERR USER first`: no USER has passed the gate, and PASS has none of its own", () => {
+    expect(run(required, ["PASS secret"]).actions).toEqual([{ kind: "reply", text: "-ERR USER first\r\n" }]);
+    expect(run(required, ["USER alice", "PASS secret"]).others).toEqual(refusal("POP3").slice(1));
+  });
+
+  it("lets commands without credentials through: an unknown one, QUIT", () => {
+    expect(run(required, ["RETR 1"]).replies).toBe("-ERR authorization first\r\n");
+    expect(run(required, ["QUIT"]).others).toEqual([{ kind: "quit", status: 0 }]);
+  });
+
   it("accepts USER and PASS after STLS", () => {
     const result = run(stlsRequired, ["STLS", "USER alice", "PASS secret"]);
     expect(result.replies).toBe("+OK starting TLS negotiation\r\n+OK \r\n");
