@@ -12,6 +12,7 @@ import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep } from "./core/proxy-pr
 import { formatLogLine } from "./core/log.ts";
 import { netstringItem, netstringLength } from "./core/netstring.ts";
 import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./core/outcome.ts";
+import { usage } from "./core/replies.ts";
 import { SASL_RESPONSE_LIMIT } from "./core/sasl.ts";
 import { greeting, handleLine, initialState, lineLimit, logEntry, type Action, type SessionState } from "./core/session.ts";
 import { apopTimestamp } from "./core/timestamp.ts";
@@ -38,7 +39,7 @@ export async function serve(platform: Platform): Promise<never> {
     return platform.exit(status);
   };
   if (readConfig(introduction.args, introduction.env) === undefined) {
-    await platform.write(1, bytesOf(`-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup ${VERSION})\r\n`), platform.nowMs() + 10_000);
+    await platform.write(1, bytesOf(usage(VERSION)), platform.nowMs() + 10_000);
     return end(1);
   }
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.

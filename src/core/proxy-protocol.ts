@@ -12,7 +12,7 @@
 // header, for the reader to refuse. The total asked for never exceeds
 // PROXY_HEADER_LIMIT; the reader bounds the time.
 //
-// v1 is one line: "PROXY TCP4|TCP6 src dst sport dport\r\n", or
+// v1 is one line: "PROXY TCP4|TCP6 src dst sport dport" and CRLF, or
 // "PROXY UNKNOWN" followed by anything up to CRLF, at most 107 bytes. v2 is
 // a 12-byte signature, a version/command byte, a family/transport byte, a
 // 16-bit big-endian length and that many bytes: the addresses, then TLVs,
@@ -75,7 +75,7 @@ const V2_TCP_OVER_IPV4 = 0x11;
 const V2_TCP_OVER_IPV6 = 0x21;
 
 /**
- * The first read: the shortest v1 header, "PROXY UNKNOWN\r\n". Every v1
+ * The first read: the shortest v1 header, "PROXY UNKNOWN" and CRLF. Every v1
  * header is at least this long and every v2 header (16 bytes or more)
  * longer, and it is enough to tell them apart.
  */

@@ -9,7 +9,6 @@ import { apopOffered, capabilityReply, stlsOffered, tlsRequiredNow, userPassAllo
 import type { Config } from "./config.ts";
 import { COMMAND_LINE_LIMIT, type LineEvent } from "./line-reader.ts";
 import type { AuthMethod, AuthResult, LogEntry } from "./log.ts";
-import { OUTCOMES, type Outcome } from "./outcome.ts";
 import {
   CHALLENGE_EMPTY,
   CHALLENGE_PASSWORD,
@@ -287,13 +286,4 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
   // The reader kept nothing of a line too long or with a NUL in it.
   if (state.sasl !== undefined) return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
   return step(state, reply(event.kind === "too-long" ? ERR_LINE_TOO_LONG : ERR_NUL_IN_COMMAND));
-}
-
-// serve.ts, waiter.ts and platform/types.ts still import these: the old
-// names, read from src/core/outcome.ts's table until they take it.
-export type ChildOutcome = { readonly kind: "exited"; readonly code: number } | { readonly kind: "signaled" };
-
-export function authOutcome(child: ChildOutcome): Outcome {
-  if (child.kind === "signaled") return OUTCOMES.crash;
-  return OUTCOMES[child.code === 0 ? "accept" : child.code === 111 ? "temporary" : "fail"];
 }

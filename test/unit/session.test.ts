@@ -4,7 +4,6 @@ import { configOf as configOfWith } from "./config-of.ts";
 import { type Config, type Environment } from "../../src/core/config.ts";
 import type { LineEvent } from "../../src/core/line-reader.ts";
 import {
-  authOutcome,
   greeting,
   handleLine,
   initialState,
@@ -388,25 +387,6 @@ describe("greeting()", () => {
   });
 });
 
-describe("authOutcome", () => {
-  it("exit 0: Accept, no reply, status 0", () => {
-    const outcome = authOutcome({ kind: "exited", code: 0 });
-    expect(outcome).toEqual({ result: "Accept", status: 0 });
-    expect(outcome.reply).toBeUndefined();
-  });
-
-  it.each([1, 2, 100])("exit %i: `-ERR [AUTH] authorization failed\\r\\n`, Reject, status 1", (code) => {
-    expect(authOutcome({ kind: "exited", code })).toEqual({ reply: "-ERR [AUTH] authorization failed\r\n", result: "Reject", status: 1 });
-  });
-
-  it("exit 111 (temporary): `-ERR [SYS/TEMP] authorization failed\\r\\n`", () => {
-    expect(authOutcome({ kind: "exited", code: 111 })).toEqual({ reply: "-ERR [SYS/TEMP] authorization failed\r\n", result: "Reject", status: 1 });
-  });
-
-  it("killed by a signal: `-ERR [SYS/TEMP] aack, child crashed\\r\\n`, Reject (not Accept), status 1", () => {
-    expect(authOutcome({ kind: "signaled" })).toEqual({ reply: "-ERR [SYS/TEMP] aack, child crashed\r\n", result: "Reject", status: 1 });
-  });
-});
 
 describe("the APOP timestamp is what a checkpassword hashes", () => {
   it("matches RFC 1939's example digest", () => {
