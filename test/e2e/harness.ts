@@ -3,13 +3,14 @@
 // Synchronisation comes from tcpserver's own -v lines on stderr
 // ("status", "ok PID …", "end PID status N"), never from sleeps.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, watch, writeFileSync } from "node:fs";
-import { createServer, connect, type Socket } from "node:net";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, watch, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
+import { FRONT_VARIANTS, ROOT, ServerProcess, Waiters, spawnClosingFds } from "../../scripts/lib/tcpserver.mjs";
 
-export const ROOT = resolve(import.meta.dirname, "../..");
+export { ROOT };
 /** The subject of message 1 in the Maildir make-maildir creates. */
 export const FIRST_SUBJECT = "Subject: hello from the test maildir";
 export const FIXTURES = join(ROOT, "test/fixtures");
@@ -25,10 +26,7 @@ export interface Variant {
  * to it: dist/qmail-popup and dist/qmail-popup-runtime as installed, and
  * `make variants`' dist/variants/NAME/ for the other runtimes.
  */
-const ALL_VARIANTS: Variant[] = [
-  { name: "bun-compiled", command: [join(ROOT, "dist/qmail-popup")] },
-  ...["node-sea", "node", "bun-source", "deno"].map((name) => ({ name, command: [join(ROOT, `dist/variants/${name}/qmail-popup`)] })),
-];
+const ALL_VARIANTS: readonly Variant[] = FRONT_VARIANTS;
 
 /** QMAIL_POPUP_VARIANTS=node,deno narrows the matrix (for a quick local run). */
 export function variants(): Variant[] {
@@ -48,17 +46,6 @@ export function makeHomes(users: readonly string[] = ["alice", "bob", "latin", "
     if (result.status !== 0) throw new Error(`make-maildir failed: ${result.stderr}`);
   }
   return homes;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 export interface ServerOptions {
@@ -92,28 +79,14 @@ export function testCertificate(): { cert: string; key: string } {
   return certificate;
 }
 
-const CLOSE_FDS_AND_EXEC = "import os, sys; os.closerange(3, 5); os.closerange(6, 1024); os.execvp(sys.argv[1], sys.argv[1:])";
-
 /** tcpserver prints the raw wait status: an exit code, or the signal that killed it. */
 function describeWaitStatus(raw: number): string {
   return (raw & 0x7f) === 0 ? String(raw >> 8) : `signal ${raw & 0x7f}`;
 }
 
+/** A qmail-popup variant under tcpserver (or the test sslserver): scripts/lib/tcpserver.mjs drives it. */
 export class TcpServer {
-  private stderr = "";
-  private waiters: (() => void)[] = [];
-
-  private constructor(
-    public port: number,
-    private readonly process: ChildProcess,
-  ) {
-    process.stderr!.setEncoding("latin1");
-    process.stderr!.on("data", (chunk: string) => {
-      this.stderr += chunk;
-      this.wake();
-    });
-    process.on("exit", () => this.wake());
-  }
+  private constructor(private readonly server: ServerProcess) {}
 
   static async start(options: ServerOptions): Promise<TcpServer> {
     const args =
@@ -123,118 +96,62 @@ export class TcpServer {
         ...(options.subprogram ?? [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"]),
       ];
     if (options.tls !== undefined) return TcpServer.startTls(options, args);
-    for (let attempt = 0; ; attempt++) {
-      const port = await freePort();
-      const stdio: (string | number)[] = ["ignore", "ignore", "pipe"];
-      let logFd: number | undefined;
-      if (options.logFile !== undefined) {
-        logFd = openSync(options.logFile, "a");
-        stdio.push("ignore", "ignore", logFd);
-      }
-      // Through python: it closes every descriptor but 0-2 and fd 5, so that the
-      // test runner's own open descriptors do not reach qmail-popup.
-      const child = spawn(
-        "/usr/bin/python3",
-        ["-c", CLOSE_FDS_AND_EXEC, "tcpserver", "-v", "-R", "-H", "-l", "localhost", "-c", "250", "127.0.0.1", String(port), ...options.variant.command, ...args],
-        {
-          stdio: stdio as never,
-          env: { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env },
-        },
-      );
-      if (logFd !== undefined) closeSync(logFd);
-      const server = new TcpServer(port, child);
-      const bound = await server.until(() => /status: 0\/|unable to bind/.test(server.stderr) || child.exitCode !== null);
-      if (bound && /status: 0\//.test(server.stderr)) return server;
-      child.kill();
-      if (attempt >= 3) throw new Error(`tcpserver did not start: ${server.stderr}`);
-    }
-  }
-
-  private wake(): void {
-    for (const wake of this.waiters.splice(0)) wake();
+    const env = { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env };
+    return new TcpServer(await ServerProcess.tcpserver({ command: [...options.variant.command, ...args], env, fd5: options.logFile }));
   }
 
   /** The test sslserver: it picks the port and says it on stderr ("listening on PORT"). */
   private static async startTls(options: ServerOptions, args: readonly string[]): Promise<TcpServer> {
     const { cert, key } = testCertificate();
-    const stdio: (string | number)[] = ["ignore", "ignore", "pipe"];
-    let logFd: number | undefined;
-    if (options.logFile !== undefined) {
-      logFd = openSync(options.logFile, "a");
-      stdio.push("ignore", "ignore", logFd);
-    }
     const env: Record<string, string> = {
       PATH: "/usr/bin:/bin",
       CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent",
       ...(options.tls === "starttls" ? { UCSPITLS: "" } : {}),
       ...options.env,
     };
-    const child = spawn(
-      "/usr/bin/python3",
-      [
-        "-c", CLOSE_FDS_AND_EXEC, "/usr/bin/python3", join(ROOT, "test/ucspi-tls/sslserver.py"),
-        ...(options.tls === "starttls" ? ["-n"] : []),
-        "-c", cert, "-k", key, "127.0.0.1", "0",
-        // sslserver sets TCPLOCALPORT to the port it listens on: say 995 for the implicit mode.
-        ...(options.tls === "implicit" ? ["/usr/bin/env", "TCPLOCALPORT=995"] : []),
-        ...options.variant.command, ...args,
-      ],
-      { stdio: stdio as never, env },
-    );
-    if (logFd !== undefined) closeSync(logFd);
-    const server = new TcpServer(0, child);
+    const argv = [
+      "/usr/bin/python3", join(ROOT, "test/ucspi-tls/sslserver.py"),
+      ...(options.tls === "starttls" ? ["-n"] : []),
+      "-c", cert, "-k", key, "127.0.0.1", "0",
+      // sslserver sets TCPLOCALPORT to the port it listens on: say 995 for the implicit mode.
+      ...(options.tls === "implicit" ? ["/usr/bin/env", "TCPLOCALPORT=995"] : []),
+      ...options.variant.command, ...args,
+    ];
+    const server = new ServerProcess(spawnClosingFds(argv, { env, fd5: options.logFile }));
     const listening = /listening on (\d+)/;
-    if (!(await server.until(() => listening.test(server.stderr) || child.exitCode !== null)) || child.exitCode !== null) {
-      throw new Error(`sslserver did not start: ${server.stderr}`);
+    if (!(await server.until(() => listening.test(server.log) || server.exited)) || server.exited) {
+      throw new Error(`sslserver did not start: ${server.log}`);
     }
-    server.port = Number(listening.exec(server.stderr)![1]);
-    return server;
+    server.port = Number(listening.exec(server.log)![1]);
+    return new TcpServer(server);
   }
 
-  /** Resolves true once predicate holds (checked on each stderr chunk), false after 20 s. */
-  private until(predicate: () => boolean, timeoutMs = 20_000): Promise<boolean> {
-    return new Promise((done) => {
-      const deadline = setTimeout(() => done(false), timeoutMs);
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(deadline);
-          done(true);
-        } else this.waiters.push(check);
-      };
-      check();
-    });
+  get port(): number {
+    return this.server.port;
   }
 
   /** The pid tcpserver gave the connection from this client port. */
-  async pidFor(clientPort: number): Promise<number> {
-    const pattern = new RegExp(`ok (\\d+) [^\\n]* :127\\.0\\.0\\.1:[^:\\n]*:${clientPort}\\n`);
-    if (!(await this.until(() => pattern.test(this.stderr)))) throw new Error(`no connection from port ${clientPort}:\n${this.stderr}`);
-    return Number(pattern.exec(this.stderr)![1]);
+  pidFor(clientPort: number): Promise<number> {
+    return this.server.pidFor(clientPort);
   }
 
   /** Waits until tcpserver reports the end of that pid; resolves its exit code (or "signal N"). */
   async endOf(pid: number): Promise<string> {
-    const pattern = new RegExp(`end ${pid} status (\\d+)`);
-    if (!(await this.until(() => pattern.test(this.stderr)))) throw new Error(`pid ${pid} did not end:\n${this.stderr}`);
-    return describeWaitStatus(Number(pattern.exec(this.stderr)![1]));
+    return describeWaitStatus(await this.server.endOf(pid));
   }
 
   /** Waits until fd 2's text (the launcher's and qmail-popup's lines) holds text; resolves it all. */
-  async logged(text: string): Promise<string> {
-    if (!(await this.until(() => this.stderr.includes(text)))) throw new Error(`fd 2 never said ${JSON.stringify(text)}:\n${this.stderr}`);
-    return this.stderr;
+  logged(text: string): Promise<string> {
+    return this.server.logged(text);
   }
 
   /** Everything tcpserver and qmail-popup wrote on fd 2 (qmail-popup's own lines among them). */
   get log(): string {
-    return this.stderr;
+    return this.server.log;
   }
 
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null) return;
-    const exited = new Promise((done) => this.process.on("exit", done));
-    this.process.kill();
-    await exited;
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 }
 
@@ -249,17 +166,17 @@ export const transcripts: string[] = [];
 export class Client {
   private received = Buffer.alloc(0);
   private closedFlag = false;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Waiters();
 
   private constructor(readonly socket: Socket) {
     socket.on("data", (chunk) => {
       this.received = Buffer.concat([this.received, chunk]);
-      this.wake();
+      this.waiters.wake();
     });
     socket.on("close", () => {
       this.closedFlag = true;
       transcripts.push(this.text);
-      this.wake();
+      this.waiters.wake();
     });
     socket.on("error", () => {});
   }
@@ -287,22 +204,9 @@ export class Client {
     return this.closedFlag;
   }
 
-  private wake(): void {
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
   /** Resolves once predicate holds (checked on every event); rejects after timeoutMs. */
-  until(predicate: () => boolean, what = "waiting", timeoutMs = 20_000): Promise<void> {
-    return new Promise((done, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`${what}: timed out; received ${JSON.stringify(this.text)}`)), timeoutMs);
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(deadline);
-          done();
-        } else this.waiters.push(check);
-      };
-      check();
-    });
+  async until(predicate: () => boolean, what = "waiting", timeoutMs = 20_000): Promise<void> {
+    if (!(await this.waiters.until(predicate, timeoutMs))) throw new Error(`${what}: timed out; received ${JSON.stringify(this.text)}`);
   }
 
   /** Waits until the received text ends with this (or the connection closed). */
