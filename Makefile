@@ -261,9 +261,17 @@ uninstall:
 clean:
 	rm -rf dist
 
-# Startup, session time, sustained rate and memory of every built variant under
-# tcpserver, against a printf floor (issue #7): a table on stdout and
-# dist/bench/*.json. BENCH_QUICK=1 for a short run; the knobs are in scripts/bench.mjs.
+# Greeting, session time, sustained rate, CPU and memory per connection of every
+# variant under tcpserver, against floors measured in the same run: printf (C),
+# a compiled hello alone and behind the front (issues #7, #12, #13): a table on
+# stdout and dist/bench/*.json. BENCH_QUICK=1 for a short run; the knobs are in
+# scripts/bench.mjs.
 .PHONY: bench
-bench: test-deps all
+bench: build-deps test-deps all variants dist/bench/hello
 	node scripts/bench.mjs
+
+# The Bun floor: scripts/bench-fixtures/hello.mjs compiled as the runtime is.
+BENCH_BUN_RUNTIME = $(RUNTIMES)/$(call bun_package,$(HOST_BUN_TARGET))/bin/bun-hardened
+dist/bench/hello: scripts/bench-fixtures/hello.mjs Makefile node_modules/.package-lock.json $(BENCH_BUN_RUNTIME)
+	@mkdir -p dist/bench
+	$(BIN)/bun build --compile $(BUN_FLAGS) --target=bun-$(HOST_BUN_TARGET) --compile-executable-path=$(BENCH_BUN_RUNTIME) --outfile=$@ $<

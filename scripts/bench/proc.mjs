@@ -1,0 +1,84 @@
+// @ts-check
+// scripts/bench.mjs: what it reads of /proc (Linux).
+
+import { readFileSync, readdirSync } from "node:fs";
+import { commandOutput } from "./config.mjs";
+
+export const CLK_TCK = Number(commandOutput("getconf", ["CLK_TCK"])) || 100;
+
+/**
+ * /proc/PID/stat, the fields after "(comm)": [state, ppid, ...].
+ * @param {number | string} pid
+ */
+function procStat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return text.slice(text.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (ms) of a process's reaped children: cutime + cstime. A child's
+ * own reaped children count in it: tcpserver's holds every connection's
+ * processes that were waited for (the front waits for the runtime).
+ * @param {number} pid
+ */
+export function childrenCpuMs(pid) {
+  const fields = procStat(pid);
+  if (fields === undefined) return undefined;
+  // stat fields 16 and 17 (1-based, comm is 2): index 13 and 14 after the comm.
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLK_TCK;
+}
+
+/** ppid -> [pid] over the whole of /proc. */
+export function childrenTable() {
+  /** @type {Map<number, number[]>} */
+  const table = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = procStat(entry);
+    if (fields === undefined) continue;
+    const ppid = Number(fields[1]);
+    table.set(ppid, [...(table.get(ppid) ?? []), Number(entry)]);
+  }
+  return table;
+}
+
+/**
+ * pid and all its descendants, parents first.
+ * @param {number} pid
+ * @param {Map<number, number[]>} table  from childrenTable()
+ * @returns {number[]}
+ */
+export function processTree(pid, table) {
+  return [pid, ...(table.get(pid) ?? []).flatMap((child) => processTree(child, table))];
+}
+
+/**
+ * Rss, Pss, Private_Dirty, ... (kB) from /proc/PID/smaps_rollup.
+ * @param {number} pid
+ * @returns {Record<string, number> | undefined}
+ */
+export function smapsRollup(pid) {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps_rollup`, "latin1");
+  } catch {
+    return undefined;
+  }
+  /** @type {Record<string, number>} */
+  const values = {};
+  for (const match of text.matchAll(/^(\w+):\s+(\d+) kB$/gm)) values[/** @type {string} */ (match[1])] = Number(match[2]);
+  return values;
+}
+
+/** @param {number} pid */
+export function commOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "latin1").trim();
+  } catch {
+    return undefined;
+  }
+}
