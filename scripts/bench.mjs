@@ -14,9 +14,9 @@
 //              C compiled here with cc into dist/bench/fixtures/, or the sh twins
 //              with BENCH_FIXTURES=sh); qmail-popups only;
 //   rate       sustained greeting+QUIT connections per second at concurrency 8;
-//   cpu        user+system CPU per connection: tcpserver's cutime+cstime (all of
-//              a connection's processes: the front waits for its runtime) over the
-//              greeting and session phases;
+//   cpu        user+system CPU and page faults per connection: tcpserver's
+//              cutime+cstime and cminflt+cmajflt (all of a connection's processes: the
+//              front waits for its runtime) over the greeting and session phases;
 //   memory     PSS, Private_Dirty (and RSS) from /proc/PID/smaps_rollup, with 20
 //              connections idle after the greeting (the front and its runtime added
 //              up) and with 20 logged in (the front, waiting, and the login program);
@@ -105,6 +105,9 @@ process.on("exit", () => {
   for (const server of servers) server.killNow();
 });
 
+/** @param {{ cpuMs: number, minorFaults: number, majorFaults: number } | undefined} usage */
+const perConnection = (usage) => ({ cpu_ms_per_connection: usage?.cpuMs, minor_faults_per_connection: usage?.minorFaults, major_faults_per_connection: usage?.majorFaults });
+
 /** @param {number} raw  a wait status */
 const describeStatus = (raw) => ((raw & 0x7f) === 0 ? `exit ${raw >> 8}` : `signal ${raw & 0x7f}`);
 
@@ -171,8 +174,8 @@ async function main() {
       label: variant.label,
       kind: variant.kind,
       argv: variant.argv,
-      greeting: { ...stats(g), cpu_ms_per_connection: greeting.cpu.get(id), errors: greeting.errors.get(id), samples_ms: g },
-      session: s && { ...stats(s), cpu_ms_per_session: session?.cpu.get(id), errors: session?.errors.get(id), samples_ms: s },
+      greeting: { ...stats(g), ...perConnection(greeting.usage.get(id)), errors: greeting.errors.get(id), samples_ms: g },
+      session: s && { ...stats(s), ...perConnection(session?.usage.get(id)), errors: session?.errors.get(id), samples_ms: s },
       rate: rate?.get(id),
       memory: memory.get(id),
       size: {

@@ -3,7 +3,7 @@
 
 import { LineClient, errorText, greetingOnce } from "./client.mjs";
 import { config } from "./config.mjs";
-import { childrenCpuMs, childrenTable, commOf, processTree, smapsRollup } from "./proc.mjs";
+import { childrenTable, childrenUsage, commOf, processTree, smapsRollup } from "./proc.mjs";
 import { median } from "./report.mjs";
 
 /**
@@ -42,7 +42,7 @@ export function progressDone(text) {
 }
 
 /** @param {Run} run */
-const cpuOf = (run) => (run.server.pid === undefined ? undefined : childrenCpuMs(run.server.pid));
+const usageOf = (run) => (run.server.pid === undefined ? undefined : childrenUsage(run.server.pid));
 
 /**
  * Round by round, one connection per variant per round, in an order rotated
@@ -59,7 +59,7 @@ export async function interleaved(name, runs, rounds, once) {
   const before = new Map();
   for (const run of runs) {
     await run.server.quiesce();
-    before.set(run.variant.id, { cpu: cpuOf(run), ends: run.server.ends });
+    before.set(run.variant.id, { usage: usageOf(run), ends: run.server.ends });
   }
   const total = config.warmup + rounds;
   const started = Date.now();
@@ -74,17 +74,19 @@ export async function interleaved(name, runs, rounds, once) {
       }
     }
   }
-  /** @type {Map<string, number | undefined>} */
-  const cpu = new Map();
+  /** @type {Map<string, { cpuMs: number, minorFaults: number, majorFaults: number } | undefined>} */
+  const usage = new Map();
   for (const run of runs) {
     await run.server.quiesce();
-    const { cpu: cpuBefore, ends } = before.get(run.variant.id);
+    const { usage: start, ends } = before.get(run.variant.id);
     const connections = run.server.ends - ends;
-    const used = (cpuOf(run) ?? NaN) - cpuBefore;
-    cpu.set(run.variant.id, connections > 0 ? used / connections : undefined);
+    const end = usageOf(run);
+    /** @param {"cpuMs" | "minorFaults" | "majorFaults"} key */
+    const per = (key) => ((end?.[key] ?? NaN) - (start?.[key] ?? NaN)) / connections;
+    usage.set(run.variant.id, connections > 0 ? { cpuMs: per("cpuMs"), minorFaults: per("minorFaults"), majorFaults: per("majorFaults") } : undefined);
   }
   progressDone(`${name}: ${total} rounds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return { samples, errors, cpu };
+  return { samples, errors, usage };
 }
 
 /**

@@ -20,16 +20,18 @@ function procStat(pid) {
 }
 
 /**
- * CPU time (ms) of a process's reaped children: cutime + cstime. A child's
- * own reaped children count in it: tcpserver's holds every connection's
- * processes that were waited for (the front waits for the runtime).
+ * What a process's reaped children used: CPU time (ms, cutime + cstime) and
+ * page faults (cminflt, cmajflt). A child's own reaped children count in it:
+ * tcpserver's hold every connection's processes that were waited for (the
+ * front waits for its runtime).
  * @param {number} pid
  */
-export function childrenCpuMs(pid) {
+export function childrenUsage(pid) {
   const fields = procStat(pid);
   if (fields === undefined) return undefined;
-  // stat fields 16 and 17 (1-based, comm is 2): index 13 and 14 after the comm.
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLK_TCK;
+  // stat fields 11-17 (1-based, comm is 2): index 8 to 14 after the comm.
+  const [cminflt, cmajflt, cutime, cstime] = [8, 10, 13, 14].map((i) => Number(fields[i]));
+  return { cpuMs: (((cutime ?? NaN) + (cstime ?? NaN)) * 1000) / CLK_TCK, minorFaults: cminflt ?? NaN, majorFaults: cmajflt ?? NaN };
 }
 
 /** ppid -> [pid] over the whole of /proc. */

@@ -65,10 +65,13 @@ const signed = (/** @type {number} */ value, digits = 2) => `${value >= 0 ? "+" 
  * @param {any} with_  @param {any} without
  */
 function difference(with_, without) {
-  const g = with_?.greeting?.median - without?.greeting?.median;
-  const c = with_?.greeting?.cpu_ms_per_connection - without?.greeting?.cpu_ms_per_connection;
-  if (Number.isNaN(g) || Number.isNaN(c)) return "n/a (not both measured)";
-  return `greeting ${signed(g)} ms (${ratio(with_.greeting.median, without.greeting.median, 2)}), CPU ${signed(c)} ms per connection (${ratio(with_.greeting.cpu_ms_per_connection, without.greeting.cpu_ms_per_connection, 2)})`;
+  /** @param {string} key  @param {string} unit */
+  const change = (key, unit, digits = 2) => {
+    const a = with_?.greeting?.[key];
+    const b = without?.greeting?.[key];
+    return typeof a === "number" && typeof b === "number" ? `${signed(a - b, digits)}${unit} (${ratio(a, b, 2)})` : "n/a";
+  };
+  return `greeting ${change("median", " ms")}; per connection: CPU ${change("cpu_ms_per_connection", " ms")}, minor page faults ${change("minor_faults_per_connection", "", 0)}`;
 }
 
 /**
@@ -89,7 +92,7 @@ export function printReport(report) {
   console.log("");
   console.log(
     table(
-      ["variant", "greet med ms", "x", "greet p99 ms", "session med ms", "session p99 ms", `conn/s @${config.concurrency}`, "x", "CPU ms/greet", "x", "CPU ms/session"],
+      ["variant", "greet med ms", "x", "greet p99 ms", "session med ms", "session p99 ms", `conn/s @${config.concurrency}`, "x", "CPU ms/greet", "x", "faults/greet", "CPU ms/session"],
       rows.map((r) => [
         r.label,
         fmt(r.greeting?.median), ratio(r.greeting?.median, floor?.greeting?.median),
@@ -97,11 +100,12 @@ export function printReport(report) {
         fmt(r.session?.median), fmt(r.session?.p99),
         fmt(r.rate?.per_second, 0), ratio(r.rate?.per_second, floor?.rate?.per_second, 2),
         fmt(r.greeting?.cpu_ms_per_connection, 2), ratio(r.greeting?.cpu_ms_per_connection, floor?.greeting?.cpu_ms_per_connection),
-        fmt(r.session?.cpu_ms_per_session, 2),
+        fmt(r.greeting?.minor_faults_per_connection + r.greeting?.major_faults_per_connection, 0),
+        fmt(r.session?.cpu_ms_per_connection, 2),
       ]),
     ),
   );
-  console.log(`x: to the C floor of this run. CPU: tcpserver's reaped children (every process of a connection) over the phase, per connection.`);
+  console.log(`x: to the C floor of this run. CPU and page faults: tcpserver's reaped children (every process of a connection) over the phase, per connection.`);
   /** @type {[string, string, string][]} */
   const costs = [
     ["the front (front + compiled hello against the hello alone; the runtime refuses to serve without the front, so this pair stands for with and without it)", "front-hello", "hello"],

@@ -118,10 +118,14 @@ export function defineVariants(fx) {
   const chosen = [];
   /** @type {{ id: string, why: string }[]} */
   const skipped = [];
-  for (const variant of all) {
-    const named = config.variants?.includes(variant.id);
-    if (variant.paged ? !config.pageCache : config.variants && variant.id !== "floor" && !named) continue;
-    if (variant.id.endsWith("-hello") && variant.id !== "front-hello" && !config.runtimeFloors && !named) continue;
+  /** @param {Variant} variant */
+  const wanted = (variant) => {
+    if (variant.paged) return config.pageCache;
+    if (variant.id === "floor" || variant.id.startsWith("ab-")) return true;
+    if (config.variants) return config.variants.includes(variant.id);
+    return config.runtimeFloors || !["node-hello", "deno-hello"].includes(variant.id);
+  };
+  for (const variant of all.filter(wanted)) {
     const missing = [variant.front, variant.runtime, variant.runs, variant.interpreter].filter((path) => path !== undefined).find((path) => !existsSync(path));
     if (variant.runs === undefined) skipped.push({ id: variant.id, why: "no C qmail-popup: set QMAIL_POPUP_REF or put one in dist/bench/ref/" });
     else if (missing !== undefined) skipped.push({ id: variant.id, why: `${relative(ROOT, missing) || missing} is missing (make bench builds it)` });
