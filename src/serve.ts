@@ -169,8 +169,10 @@ class Session {
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
       if (got === "timeout" || got === 0) this.end(1);
-      const { event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
+      const { consumed, event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
       window.fill(0, 0, got);
+      // The platform reads no further than an LF: anything after it would be a command lost.
+      if (consumed !== got) throw new Error(`read ${got} bytes past the end of a line`);
       if (event !== undefined) return event;
     }
   }

@@ -378,7 +378,7 @@ describe("STLS over UCSPI-TLS", () => {
   it("in order: +OK on fd 1, `Y`, sslserver's answer, output=8, then reads of the TLS pipe", async () => {
     const platform = fake({ open: SSL_OPEN, env: SSL_ENV }, ["STLS\r\n"], { reads: { 6: ANSWER, 7: ["QUIT\r\n"] } });
     expect(await run(platform)).toBe(0);
-    const events = platform.events.filter((event) => event !== "readLinePart 6");
+    const events = platform.events.filter((event) => event !== "read 6");
     const stls = events.lastIndexOf("readLinePart 0");
     expect(events.slice(stls)).toEqual(["readLinePart 0", "write 1", "write 6", "writeControl", "readLinePart 7", "write 8", "writeControl", "exit 0"]);
     expect(platform.said()).toBe("8:output=8,5:end=0,");
