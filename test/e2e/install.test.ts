@@ -1,5 +1,5 @@
-// make install / uninstall, the man page, the version check and the Debian
-// package (issue #3). `make test` builds what
+// make install / uninstall, the man page, the version check, the Debian
+// package and the FreeBSD port skeleton (issue #3). `make test` builds what
 // these use (make all and make dist-ci: dist/qmail-popup and
 // dist/qmail-popup-runtime, the matrix, the .deb).
 //
@@ -8,6 +8,7 @@
 
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
@@ -46,6 +47,10 @@ function same(a: string, b: string): boolean {
 
 function mode(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8);
+}
+
+function sha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
 /** The front on a pipe, as tcpserver would start it (its runtime next to it): greets, answers QUIT. */
@@ -297,4 +302,55 @@ describe(`the Debian package, dist/qmail-popup_${VERSION}_${DEB_ARCH}.deb`, () =
     expect(overridden.sort()).toEqual([...OVERRIDES].sort());
     expect(lines.filter((line) => line.includes("unused-override"))).toEqual([]);
   }, 120_000);
+});
+
+// The port cannot be built or tested here (no FreeBSD); this checks what
+// `make freebsd-port` writes: the skeleton and a distinfo for its distfiles.
+describe("the FreeBSD port skeleton (make freebsd-port)", () => {
+  it("ships the front's source as a distfile: dist/qmail-popup.c, with the runtimes and the man page in distinfo", () => {
+    const result = make(["freebsd-port"]);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const port = join(ROOT, "dist/freebsd-port");
+    expect(same(join(ROOT, "dist/qmail-popup.c"), join(ROOT, "src/front/qmail-popup.c"))).toBe(true);
+    const timestamp = readFileSync(join(port, "distinfo"), "latin1").split("\n")[0];
+    expect(timestamp).toMatch(/^TIMESTAMP = \d+$/);
+    const entries = ["qmail-popup-bun-freebsd-arm64", "qmail-popup-bun-freebsd-x64", "qmail-popup.8", "qmail-popup.c"].flatMap((file) => {
+      const path = join(ROOT, "dist", file);
+      return [`SHA256 (qmail-popup-${VERSION}/${file}) = ${sha256(path)}`, `SIZE (qmail-popup-${VERSION}/${file}) = ${statSync(path).size}`];
+    });
+    expect(readFileSync(join(port, "distinfo"), "latin1")).toBe([timestamp, ...entries, ""].join("\n"));
+    for (const file of ["Makefile", "pkg-descr", "pkg-plist"]) expect(same(join(port, file), join(ROOT, "packaging/freebsd", file))).toBe(true);
+  });
+
+  it("installs bin/qmail-popup, bin/qmail-popup-runtime and the man page; fetches exactly the distfiles in distinfo", () => {
+    expect(readFileSync(join(ROOT, "packaging/freebsd/pkg-plist"), "latin1")).toBe("bin/qmail-popup\nbin/qmail-popup-runtime\nman/man8/qmail-popup.8.gz\n");
+    const makefile = readFileSync(join(ROOT, "packaging/freebsd/Makefile"), "latin1");
+    const distfiles = [...makefile.matchAll(/^DISTFILES(?:_amd64|_aarch64)?=\t+(.*)$/gm)].flatMap((match) => match[1]!.split(/\s+/));
+    expect(distfiles.sort()).toEqual(["qmail-popup-bun-freebsd-arm64", "qmail-popup-bun-freebsd-x64", "qmail-popup.8", "qmail-popup.c"]);
+  });
+
+  // Linux, not FreeBSD: this shows only that the command is whole and builds a
+  // static front from the distfile; what FreeBSD's cc and libc make of it is untested.
+  it("its do-build command, run here with gcc for FreeBSD's cc, builds a static front that greets next to a runtime", () => {
+    const makefile = readFileSync(join(ROOT, "packaging/freebsd/Makefile"), "latin1");
+    const recipe = /^do-build:\n((?:\t.*\n)+)/m.exec(makefile)![1]!.replace(/\\\n\t*/g, " ").trim();
+    const work = tempDir("qmail-popup-port-build-");
+    const distdir = join(work, "distfiles");
+    mkdirSync(join(distdir, `qmail-popup-${VERSION}`), { recursive: true });
+    copyFileSync(join(ROOT, "src/front/qmail-popup.c"), join(distdir, `qmail-popup-${VERSION}`, "qmail-popup.c"));
+    const variables: Record<string, string> = { CC: "gcc", CFLAGS: "-O2 -pipe", WRKSRC: work, DISTDIR: distdir, DIST_SUBDIR: `qmail-popup-${VERSION}`, DISTVERSION: VERSION };
+    const command = recipe.replace(/\$\{(\w+)\}/g, (_, name: string) => {
+      expect(variables, `the recipe uses \${${name}}`).toHaveProperty(name);
+      return variables[name]!;
+    });
+    const built = run("/bin/sh", ["-c", command]);
+    expect(built.stderr).toBe("");
+    expect(built.status).toBe(0);
+    const front = join(work, "qmail-popup");
+    expect(run("file", ["-b", front]).stdout).toMatch(/, statically linked,/);
+    expect(run("/bin/sh", ["-c", 'strings -a "$1" | grep -Fx "$2"', "sh", front, `qmail-popup ${VERSION}`]).stdout).toBe(`qmail-popup ${VERSION}\n`);
+    copyFileSync(HOST_RUNTIME, join(work, "qmail-popup-runtime"));
+    greets(front);
+  });
 });
