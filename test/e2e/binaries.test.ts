@@ -127,8 +127,8 @@ function expectEmulator(prefix: readonly string[]): void {
 /**
  * A directory as `make install` leaves one: `qmail-popup`, a copy of the
  * front, and `qmail-popup-runtime`, a link to the runtime; where the runtime
- * needs an emulator, a script that starts it under one instead (there is no
- * binfmt_misc here, so the kernel cannot exec an arm64 file by itself). The
+ * needs an emulator, a script that starts it under one instead (the kernel
+ * runs an arm64 file only where binfmt_misc hands it to qemu: not counted on). The
  * front starts the runtime with an empty environment: the script names
  * everything by its full path. Returns the front's path.
  */
