@@ -224,7 +224,8 @@ deb: $(DEB)
 $(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
-freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8
+# The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c
 	sh packaging/freebsd/make-port dist dist/freebsd-port
 
 check-reproducible:
