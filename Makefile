@@ -96,7 +96,7 @@ dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
 # Each runtime behind a copy of the front, as the end-to-end tests run them:
 # dist/variants/NAME/qmail-popup and its qmail-popup-runtime.
 VARIANTS := node-sea node bun-source deno
-variants: dist/qmail-popup $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
+variants: dist/qmail-popup dist/qmail-popup-runtime $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
 	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/qmail-popup; done
 
 dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_ARCH)
@@ -235,7 +235,7 @@ check-versions:
 	sh scripts/check-versions
 
 # --- install -------------------------------------------------------------------
-# No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_BINARY),
+# No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_FRONT and QMAIL_POPUP_RUNTIME),
 # so it runs on a host without Node. The binary goes in under a temporary name
 # and is renamed over the old one: tcpserver starting a connection meanwhile
 # executes either the old binary or the new one, never a partial file.

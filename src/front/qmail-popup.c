@@ -313,9 +313,13 @@ static void exec_runtime(const char *path, int control)
     limit.rlim_cur = 0;
     setrlimit(RLIMIT_CORE, &limit);
   }
-#ifdef __linux__
   /* The runtime does not outlive us: a signal that ends us ends it. */
+#ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+#ifdef __FreeBSD__
+  int kill_with_parent = SIGKILL;
+  procctl(P_PID, 0, PROC_PDEATHSIG_CTL, &kill_with_parent);
 #endif
   signal(SIGPIPE, SIG_DFL);
   int fd = fcntl(control, F_DUPFD, 3);
