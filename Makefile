@@ -51,7 +51,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
-.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants
+.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants test-fixtures
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-runtime dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
@@ -92,6 +92,18 @@ FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CU
 dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
 	@mkdir -p dist
 	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $< && mv $@.tmp $@
+
+# Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
+# under a run script's softlimit -m, where nothing linked with the C library loads.
+test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d
+
+dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
+dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
 
 # Each runtime behind a copy of the front, as the end-to-end tests run them:
 # dist/variants/NAME/qmail-popup and its qmail-popup-runtime.
@@ -142,7 +154,7 @@ dist-test-deps:
 dist-emulators:
 	$(call apt_install,qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross,--no-install-recommends)
 
-test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants
+test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants test-fixtures
 	$(BIN)/vitest run
 
 unit: deps
