@@ -8,6 +8,11 @@
 // the address in the log and in the login program's environment tells the
 // client's address (the PROXY header's) from HAProxy's (the socket's).
 //
+// HAProxy's health checks that wait for the greeting: with the header (inherited
+// from send-proxy, or check-send-proxy where the check has its own port) they
+// are quiet; without it each is refused on fd 2 and HAProxy marks the servers
+// down.
+//
 // Then hostile headers against the binary itself, without HAProxy, in every
 // runtime variant: each is refused with nothing sent, exit 1 and one line on
 // fd 2; a header followed by commands in the same write leaves them to the
@@ -132,7 +137,13 @@ async function startBackends(rules: string, logs: readonly string[], env: Record
   throw new Error(`tcpserver did not start:\n${said}`);
 }
 
-function haproxyConfig(front: number, backendPort: number, sendProxy: string): string {
+/** The balancer: options for both server lines, and extra lines for the backend (health checks). */
+interface Balancing {
+  readonly server: string;
+  readonly backend?: readonly string[];
+}
+
+function haproxyConfig(front: number, backendPort: number, balancing: Balancing): string {
   return [
     "global",
     "    maxconn 64",
@@ -141,12 +152,14 @@ function haproxyConfig(front: number, backendPort: number, sendProxy: string): s
     "    timeout connect 2s",
     "    timeout client 10s",
     "    timeout server 10s",
+    "    timeout check 1s",
     "frontend pop3",
     `    bind ${BALANCER}:${front}`,
     "    default_backend pop3",
     "backend pop3",
     "    balance roundrobin",
-    ...BACKENDS.map((ip, i) => `    server pop3-${i + 1} ${ip}:${backendPort} ${sendProxy}`),
+    ...(balancing.backend ?? []).map((line) => `    ${line}`),
+    ...BACKENDS.map((ip, i) => `    server pop3-${i + 1} ${ip}:${backendPort} ${balancing.server}`),
     "",
   ].join("\n");
 }
@@ -156,12 +169,12 @@ function haproxyConfig(front: number, backendPort: number, sendProxy: string): s
  * and one worker) for its "Loading success.": the master binds the
  * listeners, forks the worker and says so once the worker is ready.
  */
-async function startHaproxy(dir: string, backendPort: number, sendProxy: string): Promise<{ front: number; haproxy: Watched }> {
+async function startHaproxy(dir: string, backendPort: number, balancing: Balancing): Promise<{ front: number; haproxy: Watched }> {
   let said = "";
   for (let attempt = 0; attempt < 4; attempt++) {
     const front = await freePort(BALANCER);
     const config = join(dir, "haproxy.cfg");
-    writeFileSync(config, haproxyConfig(front, backendPort, sendProxy));
+    writeFileSync(config, haproxyConfig(front, backendPort, balancing));
     const haproxy = new Watched(spawn("haproxy", ["-W", "-db", "-f", config], { stdio: ["ignore", "ignore", "pipe"], env: { PATH } }));
     const ready = await haproxy.until(() => haproxy.text.includes("Loading success."));
     if (ready && !haproxy.exited) return { front, haproxy };
@@ -228,7 +241,7 @@ describe.each([{ sendProxy: "send-proxy" }, { sendProxy: "send-proxy-v2" }])("HA
       CHECKPASSWORD_HOMES: makeHomes(["alice"]),
       CHECKPASSWORD_ENV_RECORD: environment,
     }));
-    ({ front, haproxy } = await startHaproxy(dir, backendPort, sendProxy));
+    ({ front, haproxy } = await startHaproxy(dir, backendPort, { server: sendProxy }));
   });
   afterAll(async () => {
     await haproxy?.stop();
@@ -319,6 +332,56 @@ p.quit()`;
     expect(await first!.until(() => ended(first!).length === 4)).toBe(true);
     expect(ended(first!).slice(2).map(([, status]) => status)).toEqual(["0", "1"]);
     expect(first!.text.split("\n").filter((line) => line.startsWith("qmail-popup:"))).toEqual(["qmail-popup: PROXY header refused: not a PROXY header"]);
+  });
+});
+
+// --- HAProxy's health checks -----------------------------------------------------------
+
+/** What qmail-popup said on a tcpserver's fd 2. */
+const said = (server: Watched) => server.text.split("\n").filter((line) => line.startsWith("qmail-popup:"));
+
+// Checks that wait for the greeting (option tcp-check, expect +OK) get a connection to
+// qmail-popup, from the balancer's address: they must carry a header too. Every 200 ms,
+// three of them per backend.
+const CHECK = ["option tcp-check", "tcp-check expect string +OK"];
+describe.each([
+  { name: "send-proxy, the header inherited by the checks", server: () => "send-proxy check inter 200ms", header: true },
+  { name: "send-proxy-v2 with a check port, and check-send-proxy", server: (port: number) => `send-proxy-v2 check inter 200ms port ${port} check-send-proxy`, header: true },
+  { name: "send-proxy with a check port, no check-send-proxy", server: (port: number) => `send-proxy check inter 200ms port ${port}`, header: false },
+])("HAProxy's health checks: $name", ({ server, header }) => {
+  const dir = tempDir("qmail-popup-haproxy-checks-");
+  const logs = BACKENDS.map((_, i) => join(dir, `log-${i + 1}`));
+  let backends: Watched[] = [];
+  let haproxy: Watched | undefined;
+  let front = 0;
+
+  beforeAll(async () => {
+    for (const log of logs) writeFileSync(log, "");
+    const started = await startBackends(compileRules(dir), logs, { CHECKPASSWORD_HOMES: makeHomes(["alice"]) });
+    backends = started.servers;
+    ({ front, haproxy } = await startHaproxy(dir, started.port, { server: server(started.port), backend: CHECK }));
+  });
+  afterAll(async () => {
+    await haproxy?.stop();
+    await Promise.all(backends.map((backend) => backend.stop()));
+  });
+
+  test(header ? "each check: a header, the greeting, exit 1 at HAProxy's close; nothing on fd 2 or fd 5; the servers up" : "each check refused on fd 2; HAProxy marks the servers down", async () => {
+    for (const backend of backends) expect(await backend.until(() => ended(backend).length >= 3)).toBe(true);
+    for (const backend of backends) expect(ended(backend).slice(0, 3).map(([, status]) => status)).toEqual(["1", "1", "1"]);
+    for (const log of logs) expect(readFileSync(log, "latin1")).toBe("");
+    if (header) {
+      for (const backend of backends) expect(said(backend)).toEqual([]);
+      expect(haproxy!.text).not.toContain("DOWN");
+      const { code, out } = await runClient("curl", ["-sS", "--max-time", "20", "--interface", CLIENT, `pop3://alice:wonderland@${BALANCER}:${front}/1`]);
+      expect(code, out).toBe(0);
+      expect(out).toBe(MESSAGE_1);
+    } else {
+      for (const backend of backends) {
+        expect(said(backend).slice(0, 3)).toEqual(Array(3).fill("qmail-popup: PROXY header refused: the connection ended first"));
+      }
+      expect(await haproxy!.until(() => BACKENDS.every((_, i) => haproxy!.text.includes(`Server pop3/pop3-${i + 1} is DOWN`)))).toBe(true);
+    }
   });
 });
 
