@@ -141,7 +141,7 @@ typecheck: deps
 
 # The Debian packages the end-to-end tests use: real tcpserver and real clients.
 test-deps:
-	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff xinetd socat stunnel4 daemontools systemd,)
+	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff xinetd socat stunnel4 daemontools systemd haproxy,)
 
 # What test/e2e/binaries.test.ts and install.test.ts use to look into the
 # artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
