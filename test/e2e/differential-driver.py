@@ -30,7 +30,7 @@
 # The answer: pid (the front's), wire, operator (fd 2, or null), log (fd 5,
 # or null), status ({"exit": N} or {"signal": N}), timeBefore/timeAfter
 # (Unix seconds around the session), names (what readlink in /proc says of
-# the front's fds 0, 1 and 5: {"input", "output", "log"}), limits ({"Max open files": [soft, hard], ...}, as
+# the front's fds 0, 1, 2 and 5: {"input", "output", "stderr", "log"}), limits ({"Max open files": [soft, hard], ...}, as
 # /proc/PID/limits names them: what the front was started with).
 #
 # Python itself ignores SIGPIPE and SIGXFSZ: the child resets every
@@ -170,6 +170,7 @@ def main():
     if case.get("stderr", True):
         operator_read, sources[2] = os.pipe()
         readers[operator_read] = "operator"
+        names["stderr"] = name_of(sources[2])
     if case["log"]:
         log_read, sources[5] = os.pipe()
         readers[log_read] = "log"

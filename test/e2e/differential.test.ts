@@ -81,7 +81,8 @@ interface Descriptor {
   readonly fd: number;
   /**
    * readlink of /proc/PID/fd/N, with the front's own named: `@SOCKET` its fds 0 and 1 (one socket),
-   * `@IN` and `@OUT` its fds 0 and 1 where they are two pipes, `@LOG` its fd 5; `@PIPE` any other pipe.
+   * `@IN` and `@OUT` its fds 0 and 1 where they are two pipes, `@ERR` its fd 2, `@LOG` its fd 5;
+   * `@PIPE` any other pipe.
    */
   readonly target: string;
   readonly mode: "r" | "w" | "rw";
@@ -536,8 +537,8 @@ interface Session {
   readonly timedOut: boolean;
   readonly timeBefore: number;
   readonly timeAfter: number;
-  /** What readlink says of the front's fds 0, 1 and 5. */
-  readonly names: { readonly input: string; readonly output: string; readonly log?: string };
+  /** What readlink says of the front's fds 0, 1, 2 and 5. */
+  readonly names: { readonly input: string; readonly output: string; readonly stderr?: string; readonly log?: string };
   /** What the front was started with: [soft, hard] by /proc/PID/limits name. */
   readonly limits: Readonly<Record<string, [string, string]>>;
 }
@@ -547,6 +548,7 @@ interface Recorded {
   readonly argv: string[];
   readonly environ: string[];
   readonly descriptors: { fd: number; target: string; flags: number }[];
+  readonly frontDescriptors: { fd: number; target: string; flags: number }[];
   readonly limits: string;
   readonly signals: { SigIgn: string; SigBlk: string };
   readonly input: string | null;
@@ -600,25 +602,38 @@ const ACCESS_MODES = ["r", "w", "rw"] as const;
 
 /** The recorder's descriptors, their targets named as in the table. */
 function describeDescriptors(session: Session, found: Recorded["descriptors"]): Descriptor[] {
-  const { input, output, log } = session.names;
-  const name = (target: string) =>
-    target === input && target === output
-      ? "@SOCKET"
-      : target === input
-        ? "@IN"
-        : target === output
-          ? "@OUT"
-          : target === log
-            ? "@LOG"
-            : /^pipe:\[\d+\]$/.test(target)
-              ? "@PIPE"
-              : target;
+  const { input, output, stderr, log } = session.names;
+  const name = (target: string) => {
+    if (target === input && target === output) return "@SOCKET";
+    if (target === input) return "@IN";
+    if (target === output) return "@OUT";
+    if (target === stderr) return "@ERR";
+    if (target === log) return "@LOG";
+    return /^pipe:\[\d+\]$/.test(target) ? "@PIPE" : target;
+  };
   return found.map(({ fd, target, flags }) => ({
     fd,
     target: name(target),
     mode: ACCESS_MODES[flags & 3] ?? "rw",
     nonblocking: (flags & O_NONBLOCK) !== 0,
   }));
+}
+
+/**
+ * The front's descriptors while the login program runs: those its launcher gave it, each as given,
+ * nothing of its own. The network is blocking again: the front makes the login program's fds 0 and 1
+ * blocking, and they are the same open files as its own and the launcher's.
+ */
+function launcherDescriptors(c: Case): Descriptor[] {
+  const pipes = c.network === "pipes";
+  const given: Descriptor[] = [
+    { fd: 0, target: pipes ? "@IN" : "@SOCKET", mode: pipes ? "r" : "rw", nonblocking: false },
+    { fd: 1, target: pipes ? "@OUT" : "@SOCKET", mode: pipes ? "w" : "rw", nonblocking: false },
+  ];
+  if (c.stderr ?? true) given.push({ fd: 2, target: "@ERR", mode: "w", nonblocking: false });
+  if (c.log ?? true) given.push(LOG_PIPE);
+  for (const d of c.descriptors ?? []) given.push({ fd: d.fd, target: d.path, mode: d.mode === "r" ? "r" : "w", nonblocking: d.mode === "wn" });
+  return given.sort((a, b) => a.fd - b.fd);
 }
 
 function range(first: number, last: number): number[] {
@@ -649,6 +664,7 @@ describe.each(variants())("$name", (variant) => {
         environ: recorded.environ,
         fd3: recorded.fd3,
         descriptors: describeDescriptors(session, recorded.descriptors),
+        frontDescriptors: describeDescriptors(session, recorded.frontDescriptors),
         input: recorded.input,
         signals: recorded.signals,
         limits: parseLimits(recorded.limits),
@@ -665,6 +681,7 @@ describe.each(variants())("$name", (variant) => {
         environ: c.env,
         fd3: fill(c.expect.record.fd3),
         descriptors: c.expect.record.descriptors,
+        frontDescriptors: launcherDescriptors(c),
         input: c.expect.record.input,
         signals: c.expect.record.signals ?? { SigIgn: "0000000000000000", SigBlk: "0000000000000000" },
         limits: expect.objectContaining(withSoftLimits(session.limits, c.expect.record.softLimits)),
