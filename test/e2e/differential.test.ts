@@ -129,6 +129,9 @@ interface Case {
   };
 }
 
+/** More than the runtime reads from the front at once (64 KiB), one entry longer than that. */
+const LARGE_ENVIRONMENT = ["BIG=" + "x".repeat(100000), ...Array.from({ length: 2000 }, (_, i) => `E${i}=${i}`)];
+const LARGE_ARGUMENTS = Array.from({ length: 500 }, (_, i) => `a${i}`);
 const TCP_ENV = ["PATH=/usr/bin:/bin", "TCPREMOTEIP=192.0.2.7", "TCPREMOTEHOST=client.example"];
 const LOGIN = "USER alice\r\nPASS wonderland\r\n";
 const FD3 = "alice\0wonderland\0<@PID.@TIME@mail.example.org>\0";
@@ -297,6 +300,19 @@ const CASES: readonly Case[] = [
       log: "qmail-popup: pid @PID Accept::AUTH::User P:POP3 S:unknown:unknown ?= 'alice'\n",
       status: "exit 0",
       record: { argv: recorderArgv("exit=0"), fd3: FD3, descriptors: STANDARD_DESCRIPTORS, input: null },
+    },
+  },
+  {
+    name: "a large environment (2000 entries, one of 100000 bytes) and 500 arguments, all exactly",
+    args: ["mail.example.org", ...recorder("exit=0", ...LARGE_ARGUMENTS)],
+    env: [...TCP_ENV, ...LARGE_ENVIRONMENT],
+    input: LOGIN,
+    expect: {
+      wire: "+OK\r\n+OK \r\n",
+      operator: "",
+      log: ACCEPTED,
+      status: "exit 0",
+      record: { argv: recorderArgv("exit=0", ...LARGE_ARGUMENTS), fd3: FD3, descriptors: STANDARD_DESCRIPTORS, input: null },
     },
   },
   {
@@ -471,6 +487,36 @@ const CASES: readonly Case[] = [
       },
     },
   },
+  {
+    // Every one Python can set but SIGCHLD (the next case): they stay ignored, SIGPIPE is the default again.
+    name: "a launcher ignoring every signal: nothing on fd 2, the login program keeps them ignored but SIGPIPE",
+    args: ["mail.example.org", ...recorder("exit=0")],
+    env: TCP_ENV,
+    input: LOGIN,
+    ignore: range(1, 64).filter((n) => ![9, 17, 19, 32, 33].includes(n)),
+    expect: {
+      wire: "+OK\r\n+OK \r\n",
+      operator: "",
+      log: ACCEPTED,
+      status: "exit 0",
+      record: {
+        argv: recorderArgv("exit=0"),
+        fd3: FD3,
+        descriptors: STANDARD_DESCRIPTORS,
+        input: null,
+        signals: { SigIgn: "fffffffe7ffaeeff", SigBlk: "0000000000000000" },
+      },
+    },
+  },
+  {
+    // The C qmail-popup runs the login program and serves the session (its wait fails only after it).
+    name: "a launcher ignoring SIGCHLD: the login program runs, accepted",
+    args: ["mail.example.org", "true"],
+    env: TCP_ENV,
+    input: LOGIN,
+    ignore: [17],
+    expect: { wire: "+OK\r\n+OK \r\n", operator: "", log: ACCEPTED, status: "exit 0" },
+  },
   unrunnable("not found", "/nonexistent/login", TCP_ENV.slice(0, 1), "No such file or directory"),
   unrunnable("not executable", NOT_EXECUTABLE, TCP_ENV.slice(0, 1), "Permission denied"),
   unrunnable("a directory", A_DIRECTORY, TCP_ENV.slice(0, 1), "Permission denied"),
@@ -485,6 +531,14 @@ const CASES: readonly Case[] = [
     input: LOGIN,
     expect: { wire: "+OK\r\n+OK \r\n", operator: "", log: ACCEPTED, status: "exit 0" },
   },
+  {
+    name: "PATH given twice: the first is the one, as getenv(3) and execvp(3) take it",
+    args: ["mail.example.org", "true"],
+    env: ["PATH=/usr/bin:/bin", "PATH=/nonexistent", ...TCP_ENV.slice(1)],
+    input: LOGIN,
+    expect: { wire: "+OK\r\n+OK \r\n", operator: "", log: ACCEPTED, status: "exit 0" },
+  },
+  unrunnable("an empty name: not found, as execvp(3) says", "", ["PATH=/usr/bin:/bin"], "No such file or directory"),
   {
     name: "a bare name without PATH: execvp's default path finds true",
     args: ["mail.example.org", "true"],
