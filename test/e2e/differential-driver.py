@@ -17,6 +17,10 @@
 #                "pipes": fd 0 a pipe we write, fd 1 a pipe we read
 #   stderr       true (default): fd 2 a pipe read here; false: fd 2 closed
 #   log          true: fd 5 a pipe read here; false: fd 5 closed
+#   ucspiTls     {"answer", "input"}: as sslserver -n, fd 6 a control
+#                socket, fd 7 and fd 8 the pipes of the TLS connection
+#                (plaintext here); when "Y" arrives on fd 6: the answer on
+#                fd 6, then input on fd 7
 #   descriptors  [{"fd": N, "path": P, "mode": "r" | "w" | "wn"}]: files
 #                open on those fds ("wn": write, append, O_NONBLOCK)
 #   nonblocking  true: the network (fds 0 and 1) in O_NONBLOCK mode
@@ -28,9 +32,10 @@
 #                killed and "timedOut" is true
 #
 # The answer: pid (the front's), wire, operator (fd 2, or null), log (fd 5,
-# or null), status ({"exit": N} or {"signal": N}), timeBefore/timeAfter
+# or null), control and tlsWire (what came on fds 6 and 8, or null), status ({"exit": N} or {"signal": N}), timeBefore/timeAfter
 # (Unix seconds around the session), names (what readlink in /proc says of
-# the front's fds 0, 1, 2 and 5: {"input", "output", "stderr", "log"}), limits ({"Max open files": [soft, hard], ...}, as
+# the front's fds 0, 1, 2, 5, 6, 7, 8: {"input", "output", "stderr", "log",
+# "control", "tlsInput", "tlsOutput"}), limits ({"Max open files": [soft, hard], ...}, as
 # /proc/PID/limits names them: what the front was started with).
 #
 # Python itself ignores SIGPIPE and SIGXFSZ: the child resets every
@@ -175,6 +180,15 @@ def main():
         log_read, sources[5] = os.pipe()
         readers[log_read] = "log"
         names["log"] = name_of(sources[5])
+    tls = case.get("ucspiTls")
+    if tls is not None:
+        # As sslserver -n: fd 6 the control socket, fd 7 the decrypted client bytes, fd 8 the bytes to encrypt.
+        control, sources[6] = [end.detach() for end in socket.socketpair()]
+        sources[7], tls_to_front = os.pipe()
+        tls_from_front, sources[8] = os.pipe()
+        readers[control] = "control"
+        readers[tls_from_front] = "tlsWire"
+        names.update(control=name_of(sources[6]), tlsInput=name_of(sources[7]), tlsOutput=name_of(sources[8]))
 
     time_before = int(time.time())
     pid = os.fork()
@@ -188,7 +202,7 @@ def main():
     except OSError:
         pass  # the front closed first (usage): what it said is still read below
 
-    received = {"wire": b"", "operator": b"", "log": b""}
+    received = {"wire": b"", "operator": b"", "log": b"", "control": b"", "tlsWire": b""}
     deadline = time.monotonic() + case["seconds"]
     timed_out = False
     # Until every holder of the network and the pipes has closed them: the
@@ -208,10 +222,14 @@ def main():
                 chunk = os.read(fd, 65536)
             except ConnectionResetError:
                 chunk = b""
-            if chunk:
-                received[readers[fd]] += chunk
-            else:
+            if not chunk:
                 del readers[fd]
+                continue
+            received[readers[fd]] += chunk
+            if readers[fd] == "control" and chunk == b"Y":
+                # The "handshake": sslserver's answer, then the client speaks through it.
+                os.write(control, raw(tls["answer"]))
+                os.write(tls_to_front, raw(tls["input"]))
     _, status = os.waitpid(pid, 0)
     time_after = int(time.time())
 
@@ -222,6 +240,8 @@ def main():
             "wire": text(received["wire"]),
             "operator": text(received["operator"]) if case.get("stderr", True) else None,
             "log": text(received["log"]) if case["log"] else None,
+            "control": text(received["control"]) if tls is not None else None,
+            "tlsWire": text(received["tlsWire"]) if tls is not None else None,
             "status": outcome,
             "timedOut": timed_out,
             "timeBefore": time_before,

@@ -81,8 +81,8 @@ interface Descriptor {
   readonly fd: number;
   /**
    * readlink of /proc/PID/fd/N, with the front's own named: `@SOCKET` its fds 0 and 1 (one socket),
-   * `@IN` and `@OUT` its fds 0 and 1 where they are two pipes, `@ERR` its fd 2, `@LOG` its fd 5;
-   * `@PIPE` any other pipe.
+   * `@IN` and `@OUT` its fds 0 and 1 where they are two pipes, `@ERR` its fd 2, `@LOG` its fd 5,
+   * `@CTL`, `@TLSIN` and `@TLSOUT` its UCSPI-TLS fds 6, 7 and 8; `@PIPE` any other pipe.
    */
   readonly target: string;
   readonly mode: "r" | "w" | "rw";
@@ -101,6 +101,8 @@ interface Case {
   readonly stderr?: boolean;
   /** fd 5 a pipe (default) or closed. */
   readonly log?: boolean;
+  /** As sslserver -n: fds 6, 7, 8; on `Y`, sslserver's answer, then the client's input through "TLS". */
+  readonly ucspiTls?: { readonly answer: string; readonly input: string };
   readonly descriptors?: readonly { fd: number; path: string; mode: "r" | "w" | "wn" }[];
   readonly nonblocking?: boolean;
   readonly limits?: Readonly<Record<string, number>>;
@@ -108,6 +110,9 @@ interface Case {
   readonly block?: readonly number[];
   readonly expect: {
     readonly wire: string;
+    /** What the client read through "TLS" (fd 8), and what came on the control socket (fd 6). */
+    readonly tlsWire?: string;
+    readonly control?: string;
     /** fd 2, the operator's log; null where it is closed. */
     readonly operator: string | null;
     /** fd 5; null where it is closed. */
@@ -116,6 +121,8 @@ interface Case {
     /** What differential-record wrote; its environment is always the front's, as given, in order. */
     readonly record?: {
       readonly argv: readonly string[];
+      /** Where it is not the front's, as given. */
+      readonly environ?: readonly string[];
       readonly fd3: string;
       readonly descriptors: readonly Descriptor[];
       /** The line the login program read from fd 0 (pop3d), else null. */
@@ -149,6 +156,12 @@ const NETWORK_AND_CREDENTIALS: readonly Descriptor[] = [
 ];
 const LOG_PIPE: Descriptor = { fd: 5, target: "@LOG", mode: "w", nonblocking: false };
 const STANDARD_DESCRIPTORS = [...NETWORK_AND_CREDENTIALS, LOG_PIPE];
+/** sslserver -n's: the control socket, the pipes of decrypted and to-be-encrypted bytes. */
+const UCSPI_TLS_DESCRIPTORS: readonly Descriptor[] = [
+  { fd: 6, target: "@CTL", mode: "rw", nonblocking: false },
+  { fd: 7, target: "@TLSIN", mode: "r", nonblocking: false },
+  { fd: 8, target: "@TLSOUT", mode: "w", nonblocking: false },
+];
 
 /** A login program recording what it got, then exiting or dying as action says. */
 const recorder = (action: string, ...args: string[]) => [RECORDER, "@RECORD", action, ...args];
@@ -405,6 +418,37 @@ const CASES: readonly Case[] = [
     expect: { wire: TEMPORARY, operator: null, log: REJECTED, status: "exit 1" },
   },
   {
+    // sslserver's answer names SSL_PROTOCOL, SSL_CIPHER and PATH: the SSL_* ones are set (SSL_PROTOCOL where
+    // the first of the two stale ones stood, the other gone: one value, as setenv(3) leaves it), PATH is not.
+    name: "STLS over UCSPI-TLS: the login program reads and writes the TLS pipes, gets the SSL_* variables, keeps fds 6-8",
+    args: ["mail.example.org", ...recorder("pop3d")],
+    env: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_PROTOCOL=stale", "OTHER=1", "SSL_PROTOCOL=stale too"],
+    input: "STLS\r\n",
+    ucspiTls: { answer: "SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TEST_CIPHER\0PATH=/evil\0\0", input: LOGIN + "QUIT\r\n" },
+    expect: {
+      wire: "+OK\r\n+OK starting TLS negotiation\r\n",
+      tlsWire: "+OK \r\n+OK pop3d\r\n",
+      control: "Y",
+      operator: "",
+      log: "qmail-popup: pid @PID Accept::AUTH::User P:POP3S S:192.0.2.7:client.example ?= 'alice'\n",
+      status: "exit 0",
+      record: {
+        argv: recorderArgv("pop3d"),
+        environ: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_PROTOCOL=TLSv1.3", "OTHER=1", "SSL_CIPHER=TEST_CIPHER"],
+        fd3: FD3,
+        descriptors: [
+          { fd: 0, target: "@TLSIN", mode: "r", nonblocking: false },
+          { fd: 1, target: "@TLSOUT", mode: "w", nonblocking: false },
+          { fd: 2, target: "@TLSOUT", mode: "w", nonblocking: false },
+          { fd: 3, target: "@PIPE", mode: "r", nonblocking: false },
+          LOG_PIPE,
+          ...UCSPI_TLS_DESCRIPTORS,
+        ],
+        input: "QUIT\r\n",
+      },
+    },
+  },
+  {
     name: "fd 5 closed: no log line, nothing else changes",
     args: ["mail.example.org", ...recorder("pop3d")],
     env: TCP_ENV,
@@ -587,12 +631,14 @@ interface Session {
   readonly wire: string;
   readonly operator: string | null;
   readonly log: string | null;
+  readonly control: string | null;
+  readonly tlsWire: string | null;
   readonly status: { exit?: number; signal?: number };
   readonly timedOut: boolean;
   readonly timeBefore: number;
   readonly timeAfter: number;
   /** What readlink says of the front's fds 0, 1, 2 and 5. */
-  readonly names: { readonly input: string; readonly output: string; readonly stderr?: string; readonly log?: string };
+  readonly names: Readonly<{ input: string; output: string; stderr?: string; log?: string; control?: string; tlsInput?: string; tlsOutput?: string }>;
   /** What the front was started with: [soft, hard] by /proc/PID/limits name. */
   readonly limits: Readonly<Record<string, [string, string]>>;
 }
@@ -621,6 +667,7 @@ function runDriver(front: string, c: Case, record: string): Promise<Session> {
     network: c.network ?? "socket",
     stderr: c.stderr ?? true,
     log: c.log ?? true,
+    ucspiTls: c.ucspiTls,
     descriptors: c.descriptors ?? [],
     nonblocking: c.nonblocking ?? false,
     limits: c.limits ?? {},
@@ -656,13 +703,16 @@ const ACCESS_MODES = ["r", "w", "rw"] as const;
 
 /** The recorder's descriptors, their targets named as in the table. */
 function describeDescriptors(session: Session, found: Recorded["descriptors"]): Descriptor[] {
-  const { input, output, stderr, log } = session.names;
+  const { input, output, stderr, log, control, tlsInput, tlsOutput } = session.names;
   const name = (target: string) => {
     if (target === input && target === output) return "@SOCKET";
     if (target === input) return "@IN";
     if (target === output) return "@OUT";
     if (target === stderr) return "@ERR";
     if (target === log) return "@LOG";
+    if (target === control) return "@CTL";
+    if (target === tlsInput) return "@TLSIN";
+    if (target === tlsOutput) return "@TLSOUT";
     return /^pipe:\[\d+\]$/.test(target) ? "@PIPE" : target;
   };
   return found.map(({ fd, target, flags }) => ({
@@ -686,6 +736,7 @@ function launcherDescriptors(c: Case): Descriptor[] {
   ];
   if (c.stderr ?? true) given.push({ fd: 2, target: "@ERR", mode: "w", nonblocking: false });
   if (c.log ?? true) given.push(LOG_PIPE);
+  if (c.ucspiTls !== undefined) given.push(...UCSPI_TLS_DESCRIPTORS);
   for (const d of c.descriptors ?? []) given.push({ fd: d.fd, target: d.path, mode: d.mode === "r" ? "r" : "w", nonblocking: d.mode === "wn" });
   return given.sort((a, b) => a.fd - b.fd);
 }
@@ -710,6 +761,8 @@ describe.each(variants())("$name", (variant) => {
 
     const actual = {
       wire: session.wire,
+      tlsWire: session.tlsWire ?? undefined,
+      control: session.control ?? undefined,
       operator: session.operator,
       log: session.log,
       status: session.timedOut ? "timed out" : session.status.exit !== undefined ? `exit ${session.status.exit}` : `signal ${session.status.signal}`,
@@ -726,13 +779,15 @@ describe.each(variants())("$name", (variant) => {
     };
     const expected = {
       wire: fill(c.expect.wire),
+      tlsWire: c.expect.tlsWire,
+      control: c.expect.control,
       operator: c.expect.operator === null ? null : fill(c.expect.operator),
       log: c.expect.log === null ? null : fill(c.expect.log),
       status: c.expect.status,
       record: c.expect.record && {
         argv: c.expect.record.argv.map(fill),
         // The front passes its environ to execve as it is: the same entries in the same order.
-        environ: c.env,
+        environ: c.expect.record.environ ?? c.env,
         fd3: fill(c.expect.record.fd3),
         descriptors: c.expect.record.descriptors,
         frontDescriptors: launcherDescriptors(c),
