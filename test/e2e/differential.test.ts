@@ -7,9 +7,12 @@
 //
 // differential-driver.py plays the launcher and the client: it starts the
 // front with raw argv and environment bytes (names that are no shell
-// identifier, non-UTF-8, twice, empty), the descriptors, dispositions and
-// soft limits of the case, on one end of a socket pair. The login program
-// is differential-record, which writes down what it received. Bytes are
+// identifier, non-UTF-8, twice, empty), the descriptors (the network a
+// socket pair or two pipes, fds 2 and 5 pipes or closed, files, sslserver
+// -n's three), dispositions and soft limits of the case, and sends the
+// client's bytes all at once. The login program is differential-record,
+// which writes down what it received, and the front's descriptors while
+// it waits (the launcher's, which must come back as given). Bytes are
 // strings of code points 0-255 (latin1) on both sides; `@PID` and `@TIME`
 // in the expectations stand for the front's pid (from the driver) and the
 // Unix time of the session (any second the session lasted); `@RECORD` for
@@ -18,7 +21,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, test } from "vitest";
+import { beforeAll, describe, test } from "vitest";
 import { VERSION } from "../../src/version.ts";
 import { ROOT, tempDir, variants } from "./harness.ts";
 
@@ -73,7 +76,7 @@ function makeFiles(): void {
   if (compiled.status !== 0) throw new Error(`gcc (make build-deps installs it): ${compiled.stderr}`);
   chmodSync(RECORD_LIMITS, 0o755);
 }
-makeFiles();
+beforeAll(makeFiles);
 
 // --- the table ------------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ interface Case {
     /** fd 5; null where it is closed. */
     readonly log: string | null;
     readonly status: string;
-    /** What differential-record wrote; its environment is always the front's, as given, in order. */
+    /** What differential-record wrote; its environment is the front's, as given, in order, but where environ says. */
     readonly record?: {
       readonly argv: readonly string[];
       /** Where it is not the front's, as given. */
@@ -637,7 +640,7 @@ interface Session {
   readonly timedOut: boolean;
   readonly timeBefore: number;
   readonly timeAfter: number;
-  /** What readlink says of the front's fds 0, 1, 2 and 5. */
+  /** What readlink says of the front's fds 0, 1, 2, 5, and 6, 7, 8 (sslserver -n's). */
   readonly names: Readonly<{ input: string; output: string; stderr?: string; log?: string; control?: string; tlsInput?: string; tlsOutput?: string }>;
   /** What the front was started with: [soft, hard] by /proc/PID/limits name. */
   readonly limits: Readonly<Record<string, [string, string]>>;
@@ -786,7 +789,9 @@ describe.each(variants())("$name", (variant) => {
       status: c.expect.status,
       record: c.expect.record && {
         argv: c.expect.record.argv.map(fill),
-        // The front passes its environ to execve as it is: the same entries in the same order.
+        // The front hands its environ to execve as it is (login_environment: a copy, changed only by the
+        // plan's SSL_* or PROXY variables): the same entries in the same order. Another order would mean
+        // something rebuilt it, as from a runtime's name-value object, which loses a name given twice.
         environ: c.expect.record.environ ?? c.env,
         fd3: fill(c.expect.record.fd3),
         descriptors: c.expect.record.descriptors,
