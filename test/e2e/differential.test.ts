@@ -421,11 +421,12 @@ const CASES: readonly Case[] = [
     expect: { wire: TEMPORARY, operator: null, log: REJECTED, status: "exit 1" },
   },
   {
-    // sslserver's answer names SSL_PROTOCOL, SSL_CIPHER and PATH: the SSL_* ones are set (SSL_PROTOCOL where
-    // the first of the two stale ones stood, the other gone: one value, as setenv(3) leaves it), PATH is not.
+    // sslserver's answer names SSL_PROTOCOL, SSL_CIPHER and PATH: the SSL_* ones are set (SSL_CIPHER where
+    // the first of the two stale ones stood, the other gone: one value, as setenv(3) leaves it; SSL_PROTOCOL
+    // last), PATH is not. (No SSL_PROTOCOL before STLS: sslserver sets it only where TLS came first.)
     name: "STLS over UCSPI-TLS: the login program reads and writes the TLS pipes, gets the SSL_* variables, keeps fds 6-8",
     args: ["mail.example.org", ...recorder("pop3d")],
-    env: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_PROTOCOL=stale", "OTHER=1", "SSL_PROTOCOL=stale too"],
+    env: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_CIPHER=stale", "OTHER=1", "SSL_CIPHER=stale too"],
     input: "STLS\r\n",
     ucspiTls: { answer: "SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TEST_CIPHER\0PATH=/evil\0\0", input: LOGIN + "QUIT\r\n" },
     expect: {
@@ -437,7 +438,7 @@ const CASES: readonly Case[] = [
       status: "exit 0",
       record: {
         argv: recorderArgv("pop3d"),
-        environ: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_PROTOCOL=TLSv1.3", "OTHER=1", "SSL_CIPHER=TEST_CIPHER"],
+        environ: [...TCP_ENV, "UCSPITLS=", "SSLCTLFD=6", "SSLREADFD=7", "SSLWRITEFD=8", "SSL_CIPHER=TEST_CIPHER", "OTHER=1", "SSL_PROTOCOL=TLSv1.3"],
         fd3: FD3,
         descriptors: [
           { fd: 0, target: "@TLSIN", mode: "r", nonblocking: false },
