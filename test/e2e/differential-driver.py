@@ -1,24 +1,24 @@
 #!/usr/bin/python3
-# The client side of one scripted session for test/e2e/differential.test.ts.
+# The launcher and the client of one scripted session, for
+# test/e2e/differential.test.ts. Reads a case as JSON on stdin, starts the
+# front with exactly those argv and environment bytes, descriptors, signal
+# dispositions and soft limits, plays the client, and prints what it saw
+# as JSON on stdout.
 #
-# Reads a case as JSON on stdin, starts FRONT with exactly
-# those argv and environment bytes, descriptors, signal dispositions and
-# soft limits, plays the client, and prints what it saw as JSON on stdout.
+# Bytes travel as JSON strings of code points 0-255, one per byte (latin1):
+# JSON cannot hold raw bytes, and this keeps the test's literals readable.
 #
 # The case:
 #   front        path of the program to execute
 #   argv, env    lists of strings (argv[0] included; env entries as
 #                execve(2) takes them: "A-B=1", "=x", a name twice, no "=")
 #   input        what the client sends, all at once
-#
-# Bytes travel as JSON strings of code points 0-255, one per byte (latin1):
-# JSON cannot hold raw bytes, and this keeps the test's literals readable.
 #   network      "socket" (default): fds 0 and 1 one end of a socket pair;
 #                "pipes": fd 0 a pipe we write, fd 1 a pipe we read
 #   stderr       true (default): fd 2 a pipe read here; false: fd 2 closed
 #   log          true: fd 5 a pipe read here; false: fd 5 closed
 #   ucspiTls     {"answer", "input"}: as sslserver -n, fd 6 a control
-#                socket, fd 7 and fd 8 the pipes of the TLS connection
+#                socket, fds 7 and 8 the pipes of the TLS connection
 #                (plaintext here); when "Y" arrives on fd 6: the answer on
 #                fd 6, then input on fd 7
 #   descriptors  [{"fd": N, "path": P, "mode": "r" | "w" | "wn"}]: files
@@ -31,12 +31,17 @@
 #   seconds      the most the session may take; then its process group is
 #                killed and "timedOut" is true
 #
-# The answer: pid (the front's), wire, operator (fd 2, or null), log (fd 5,
-# or null), control and tlsWire (what came on fds 6 and 8, or null), status ({"exit": N} or {"signal": N}), timeBefore/timeAfter
-# (Unix seconds around the session), names (what readlink in /proc says of
-# the front's fds 0, 1, 2, 5, 6, 7, 8: {"input", "output", "stderr", "log",
-# "control", "tlsInput", "tlsOutput"}), limits ({"Max open files": [soft, hard], ...}, as
-# /proc/PID/limits names them: what the front was started with).
+# The answer:
+#   pid          the front's
+#   wire         what the client read (fd 1); tlsWire: through "TLS" (fd 8)
+#   control      what came on fd 6; operator, log: fds 2 and 5 (null: closed)
+#   status       {"exit": N} or {"signal": N}
+#   timeBefore, timeAfter  Unix seconds around the session
+#   names        what readlink in /proc says of the front's fds 0, 1, 2, 5,
+#                6, 7, 8: input, output, stderr, log, control, tlsInput,
+#                tlsOutput
+#   limits       {"Max open files": [soft, hard], ...} as /proc/PID/limits
+#                names them: what the front was started with
 #
 # Python itself ignores SIGPIPE and SIGXFSZ: the child resets every
 # disposition, as a launcher such as tcpserver starts its programs.
