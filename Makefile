@@ -109,7 +109,7 @@ dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
 # dist/variants/NAME/qmail-popup and its qmail-popup-runtime.
 VARIANTS := node-sea node bun-source deno
 variants: dist/qmail-popup dist/qmail-popup-runtime $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
-	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/qmail-popup; done
+	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/.qmail-popup.tmp && mv -f dist/variants/$$v/.qmail-popup.tmp dist/variants/$$v/qmail-popup; done
 
 dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_ARCH)
 	@mkdir -p $(dir $@)
