@@ -784,16 +784,35 @@ describe(`SIGUSR1 opens no inspector in the Node SEA, dist/qmail-popup-node-linu
     });
   }, 30_000);
 
-  it("the probe: the same SEA built without --disable-sigusr1 listens on 127.0.0.1:9229 (it can fail)", async () => {
+  /**
+   * The SEA with its protections taken away one by one: without
+   * --disable-sigusr1 and without the entry's own SIGUSR1 listener (the
+   * bundle's only protection on a Node without the flag).
+   */
+  function seaWithout(flag: boolean, listener: boolean): string {
     const dir = tempDir("qmail-popup-sigusr1-");
     const buildSea = readFileSync(join(ROOT, "scripts/build-sea"), "latin1");
-    const withoutFlag = buildSea.replace('"execArgv": ["--disable-sigusr1"],', '"execArgv": [],');
-    expect(withoutFlag).not.toBe(buildSea);
-    writeFileSync(join(dir, "build-sea"), withoutFlag);
-    const sea = join(dir, "qmail-popup-runtime-without-flag");
-    const built = run("sh", [join(dir, "build-sea"), SEA_BUILDER, SEA_BUILDER, join(DIST, ".build/qmail-popup-node.cjs"), sea, "true"]);
+    const script = flag ? buildSea.replace('"--disable-sigusr1", ', "") : buildSea;
+    expect(script !== buildSea).toBe(flag);
+    writeFileSync(join(dir, "build-sea"), script);
+    const bundle = readFileSync(join(DIST, ".build/qmail-popup-node.cjs"), "latin1");
+    const main = listener ? bundle.replace('process.on("SIGUSR1", () => {\n});\n', "") : bundle;
+    expect(main !== bundle).toBe(listener);
+    writeFileSync(join(dir, "main.cjs"), main);
+    const sea = join(dir, "qmail-popup-runtime");
+    const built = run("sh", [join(dir, "build-sea"), SEA_BUILDER, SEA_BUILDER, join(dir, "main.cjs"), sea, "true"]);
     expect(built.stderr).toBe("");
     expect(built.status).toBe(0);
+    return sea;
+  }
+
+  it("without --disable-sigusr1, the entry's own listener alone keeps the inspector shut (the bundle's case)", async () => {
+    const sea = seaWithout(true, false);
+    expect(await signalRuntime(pair(HOST_FRONT, sea), sea)).toEqual({ listening: [], accepted: false, stdout: "+OK\r\n+OK \r\n", stderr: "", status: 0 });
+  }, 120_000);
+
+  it("the probe: without the flag and without the listener, SIGUSR1 opens 127.0.0.1:9229 (it can fail)", async () => {
+    const sea = seaWithout(true, true);
     const { listening, accepted, stdout, stderr, status } = await signalRuntime(pair(HOST_FRONT, sea), sea);
     expect(listening).toEqual([`0100007F:${INSPECTOR_PORT.toString(16).toUpperCase().padStart(4, "0")}`]);
     expect(accepted).toBe(true);
