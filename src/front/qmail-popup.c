@@ -60,7 +60,7 @@ __attribute__((used)) static const char IDENTITY[] = "qmail-popup " VERSION;
 #define RUNTIME_NAME "qmail-popup-runtime"
 /* The most the runtime may say: credentials, SSL_* variables, replies, lines. */
 #define MESSAGE_LIMIT (1024 * 1024)
-/* Descriptors looked at for the runtime's "open" list where /proc is absent. */
+/* Descriptors 0 to this one less are looked at, for the runtime's list and their flags. */
 #define DESCRIPTOR_SCAN 1024
 #define DEFAULT_TIMEOUT 1200
 
@@ -104,7 +104,7 @@ static int write_all(int fd, const char *buf, size_t len, int timeout)
 {
   while (len > 0) {
     struct pollfd p = { .fd = fd, .events = POLLOUT };
-    int ready = poll(&p, 1, timeout * 1000);
+    int ready = poll(&p, 1, timeout > INT_MAX / 1000 ? INT_MAX : timeout * 1000);
     if (ready == -1 && errno == EINTR) continue;
     if (ready <= 0) return -1;
     ssize_t w = write(fd, buf, len);
