@@ -51,7 +51,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
-.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants
+.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants test-fixtures
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-runtime dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
@@ -93,11 +93,23 @@ dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
 	@mkdir -p dist
 	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $< && mv $@.tmp $@
 
+# Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
+# under a run script's softlimit -m, where nothing linked with the C library loads.
+test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d
+
+dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
+dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
 # Each runtime behind a copy of the front, as the end-to-end tests run them:
 # dist/variants/NAME/qmail-popup and its qmail-popup-runtime.
 VARIANTS := node-sea node bun-source deno
-variants: dist/qmail-popup $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
-	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/qmail-popup; done
+variants: dist/qmail-popup dist/qmail-popup-runtime $(VARIANTS:%=dist/variants/%/qmail-popup-runtime)
+	@for v in $(VARIANTS); do cp dist/qmail-popup dist/variants/$$v/.qmail-popup.tmp && mv -f dist/variants/$$v/.qmail-popup.tmp dist/variants/$$v/qmail-popup; done
 
 dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_ARCH)
 	@mkdir -p $(dir $@)
@@ -129,7 +141,7 @@ typecheck: deps
 
 # The Debian packages the end-to-end tests use: real tcpserver and real clients.
 test-deps:
-	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff,)
+	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff xinetd socat stunnel4 daemontools systemd haproxy,)
 
 # What test/e2e/binaries.test.ts and install.test.ts use to look into the
 # artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
@@ -142,7 +154,7 @@ dist-test-deps:
 dist-emulators:
 	$(call apt_install,qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross,--no-install-recommends)
 
-test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants
+test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants test-fixtures
 	$(BIN)/vitest run
 
 unit: deps
@@ -224,7 +236,8 @@ deb: $(DEB)
 $(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
-freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8
+# The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c
 	sh packaging/freebsd/make-port dist dist/freebsd-port
 
 check-reproducible:
@@ -234,7 +247,7 @@ check-versions:
 	sh scripts/check-versions
 
 # --- install -------------------------------------------------------------------
-# No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_BINARY),
+# No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_FRONT and QMAIL_POPUP_RUNTIME),
 # so it runs on a host without Node. The binary goes in under a temporary name
 # and is renamed over the old one: tcpserver starting a connection meanwhile
 # executes either the old binary or the new one, never a partial file.

@@ -45,7 +45,7 @@ export async function serve(platform: Platform): Promise<never> {
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
   const proxied = introduction.env[PROXY_VARIABLE] ? await readProxyHeader(platform, end) : {};
   const config = readConfig(introduction.args, { ...introduction.env, ...proxied })!;
-  return new Session(platform, await checkUcspiTls(platform, config, introduction.open), introduction, control, end, proxied).run();
+  return new Session(platform, await withUsableTls(platform, config, introduction.open), introduction, control, end, proxied).run();
 }
 
 /** Set (by tcprules, for the balancers' addresses only): a PROXY header comes first. */
@@ -169,8 +169,10 @@ class Session {
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
       if (got === "timeout" || got === 0) this.end(1);
-      const { event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
+      const { consumed, event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
       window.fill(0, 0, got);
+      // The platform reads no further than an LF: anything after it would be a command lost.
+      if (consumed !== got) throw new Error(`read ${got} bytes past the end of a line`);
       if (event !== undefined) return event;
     }
   }
@@ -208,7 +210,8 @@ class Session {
         await this.platform.write(2, bytesOf(`qmail-popup: sslserver's answer is longer than ${TLS_ANSWER_LIMIT} bytes\n`), deadline);
         this.end(1);
       }
-      const got = await this.platform.readLinePart(tls.control, answer.subarray(length), deadline);
+      // sslserver says nothing after its answer: a plain read takes nothing that is not the answer.
+      const got = await this.platform.read(tls.control, answer.subarray(length), deadline);
       if (got === "timeout" || got === 0) this.end(1);
       length += got;
     }
@@ -247,11 +250,11 @@ class Session {
 }
 
 /**
- * UCSPITLS set, but the descriptors sslserver -n would give are missing or
- * closed: STLS cannot be offered. Say why on fd 2 (the operator's log);
+ * The configuration with STLS only where it can work. UCSPITLS set, but the
+ * descriptors sslserver -n would give are missing or closed: STLS cannot be offered. Say why on fd 2 (the operator's log);
  * with UCSPITLS=! every login is then refused, never taken in clear.
  */
-async function checkUcspiTls(platform: Platform, config: Config, open: ReadonlySet<number>): Promise<Config> {
+async function withUsableTls(platform: Platform, config: Config, open: ReadonlySet<number>): Promise<Config> {
   // On port 995 TLS is already there: STLS is never offered, nothing to check.
   if (config.stls === "off" || config.implicitTls) return config;
   const tls = config.ucspiTls;

@@ -14,9 +14,11 @@ export interface Config {
   readonly stls: StlsMode;
   /** Idle timeout for each line read and each write, in seconds. */
   readonly timeoutSeconds: number;
+  /** The client's address, from the launcher's environment (see clientOf); `unknown` where none is given. */
   readonly remoteIp: string;
+  /** The client's name, where the launcher looked it up; else `unknown`. */
   readonly remoteHost: string;
-  /** Local port 995: implicit TLS (sslserver without -n). */
+  /** TLS is active from the start (see implicitTlsOf). */
   readonly implicitTls: boolean;
   /** The UCSPI-TLS descriptors sslserver -n named, where all three are given. */
   readonly ucspiTls: UcspiTlsDescriptors | undefined;
@@ -78,11 +80,88 @@ function firstSet(env: Environment, ...names: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * Where each launcher puts the client's address and name, in order of
+ * preference: tcpserver's first (a PROXY header's addresses come as its),
+ * then sslserver's, then those of launchers that give an address only.
+ * The name is taken from the launcher whose address is taken, so that a
+ * PROXY header's address is never logged with the balancer's name.
+ */
+const LAUNCHERS: readonly { readonly addresses: readonly string[]; readonly names: readonly string[] }[] = [
+  // tcpserver; sslserver -e; a PROXY header.
+  { addresses: ["TCP6REMOTEIP", "TCPREMOTEIP"], names: ["TCP6REMOTEHOST", "TCPREMOTEHOST"] },
+  // sslserver.
+  { addresses: ["SSLREMOTEIP"], names: ["SSLREMOTEHOST"] },
+  // systemd, a socket with Accept=yes.
+  { addresses: ["REMOTE_ADDR"], names: [] },
+  // xinetd, and stunnel's exec mode: the address, never a name.
+  { addresses: ["REMOTE_HOST"], names: [] },
+  // socat.
+  { addresses: ["SOCAT_PEERADDR"], names: [] },
+];
+
+export interface Client {
+  readonly ip: string;
+  readonly host: string;
+}
+
+/** The client's address and name for the log, from the first launcher that gave an address. */
+export function clientOf(env: Environment): Client {
+  const launcher = LAUNCHERS.find((each) => firstSet(env, ...each.addresses) !== undefined) ?? LAUNCHERS[0]!;
+  const ip = firstSet(env, ...launcher.addresses);
+  return { ip: ip === undefined ? "unknown" : addressOf(ip), host: firstSet(env, ...launcher.names) ?? "unknown" };
+}
+
+/**
+ * An address as the log shows it: a leading `::ffff:` (an IPv4 client on
+ * an IPv6 socket) is dropped; socat's `[0000:0000:…:0001]` loses its
+ * brackets and is written short, as tcpserver writes it (`::1`, or
+ * `127.0.0.1` for an IPv4 client).
+ */
+export function addressOf(value: string): string {
+  const bare = /^\[(.*)\]$/.exec(value)?.[1] ?? value;
+  const groups = /^[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4}){7}$/.test(bare) ? bare.split(":").map((group) => parseInt(group, 16)) : undefined;
+  if (groups !== undefined) return shortIpv6(groups);
+  return bare.startsWith("::ffff:") ? bare.slice("::ffff:".length) : bare;
+}
+
+/** Eight 16-bit groups written as RFC 5952 says (an IPv4-mapped address as IPv4). */
+function shortIpv6(groups: readonly number[]): string {
+  const [a, b, c, d, e, f, g, h] = groups as [number, number, number, number, number, number, number, number];
+  if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && f === 0xffff) return `${g >> 8}.${g & 255}.${h >> 8}.${h & 255}`;
+  // The longest run of two or more zero groups (the first of equals) becomes `::`.
+  let runStart = -1;
+  let runLength = 1;
+  for (let start = 0; start < 8; start++) {
+    let length = 0;
+    while (start + length < 8 && groups[start + length] === 0) length++;
+    if (length > runLength) [runStart, runLength] = [start, length];
+  }
+  const hex = (part: readonly number[]) => part.map((group) => group.toString(16)).join(":");
+  if (runStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, runStart))}::${hex(groups.slice(runStart + runLength))}`;
+}
+
+/**
+ * Implicit TLS: the launcher did the handshake before starting us. Known
+ * by what the administrator says (POP3S set, any value: stunnel and
+ * systemd set nothing that says TLS), by sslserver's SSL_PROTOCOL (set in
+ * the environment only where sslserver did the handshake first, with -s;
+ * under -n it comes at STLS, and sslserver's own SSL_UID, SSL_CHROOT, …
+ * mean nothing about TLS), or by the local port, 995 (sslserver without
+ * -e sets SSLLOCALPORT only). PROTO=SSL says nothing: sslserver sets it
+ * with -n too.
+ */
+export function implicitTlsOf(env: Environment): boolean {
+  if (env.POP3S !== undefined || env.SSL_PROTOCOL !== undefined) return true;
+  return firstSet(env, "TCP6LOCALPORT", "TCPLOCALPORT", "SSLLOCALPORT") === "995";
+}
+
 /** Returns undefined when the arguments are missing (the caller prints usage). */
 export function readConfig(args: readonly string[], env: Environment): Config | undefined {
   const [hostname, ...subprogram] = args;
   if (hostname === undefined || subprogram.length === 0) return undefined;
-  const remoteIp = firstSet(env, "TCP6REMOTEIP", "TCPREMOTEIP") ?? "unknown";
+  const client = clientOf(env);
   return {
     hostname,
     subprogram,
@@ -90,9 +169,9 @@ export function readConfig(args: readonly string[], env: Environment): Config | 
     cramMd5: cramMd5Of(env.POP3AUTH),
     stls: stlsModeOf(env.UCSPITLS),
     timeoutSeconds: timeoutOf(env.POP3TIMEOUT),
-    remoteIp: remoteIp.startsWith("::ffff:") ? remoteIp.slice("::ffff:".length) : remoteIp,
-    remoteHost: firstSet(env, "TCP6REMOTEHOST", "TCPREMOTEHOST") ?? "unknown",
-    implicitTls: firstSet(env, "TCP6LOCALPORT", "TCPLOCALPORT") === "995",
+    remoteIp: client.ip,
+    remoteHost: client.host,
+    implicitTls: implicitTlsOf(env),
     ucspiTls: ucspiTlsOf(env),
   };
 }

@@ -91,7 +91,10 @@ export function encodePlan(plan: Plan): Uint8Array {
     if (plan.lines !== undefined) items.push(encodeNetstring(`log-${kind}`, plan.lines[kind]));
   }
   items.push(encodeNetstring("run"));
-  return concatBytes(items);
+  const encoded = concatBytes(items);
+  // The credentials' netstring is a copy of the secret: only what is returned, which the caller wipes, keeps it.
+  for (const item of items) item.fill(0);
+  return encoded;
 }
 
 /** The session ended without a login, deliberately: 0 after QUIT, 1 otherwise. The front exits so. */

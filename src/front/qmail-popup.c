@@ -60,11 +60,17 @@ __attribute__((used)) static const char IDENTITY[] = "qmail-popup " VERSION;
 #define RUNTIME_NAME "qmail-popup-runtime"
 /* The most the runtime may say: credentials, SSL_* variables, replies, lines. */
 #define MESSAGE_LIMIT (1024 * 1024)
-/* Descriptors looked at for the runtime's "open" list where /proc is absent. */
+/* Descriptors 0 to this one less are looked at, for the runtime's list and their flags. */
 #define DESCRIPTOR_SCAN 1024
 #define DEFAULT_TIMEOUT 1200
 
 extern char **environ;
+
+/* How our launcher left SIGCHLD: we need it at its default to wait, the login program gets it back. */
+static struct sigaction launcher_sigchld;
+
+/* The file status flags (O_NONBLOCK) of each descriptor we inherited, as we found them. */
+static int inherited_flags[DESCRIPTOR_SCAN];
 
 static const char TEMPORARY_REPLY[] = "-ERR [SYS/TEMP] unable to run qmail-popup\r\n";
 
@@ -98,7 +104,7 @@ static int write_all(int fd, const char *buf, size_t len, int timeout)
 {
   while (len > 0) {
     struct pollfd p = { .fd = fd, .events = POLLOUT };
-    int ready = poll(&p, 1, timeout * 1000);
+    int ready = poll(&p, 1, timeout > INT_MAX / 1000 ? INT_MAX : timeout * 1000);
     if (ready == -1 && errno == EINTR) continue;
     if (ready <= 0) return -1;
     ssize_t w = write(fd, buf, len);
@@ -313,11 +319,20 @@ static void exec_runtime(const char *path, int control)
     limit.rlim_cur = 0;
     setrlimit(RLIMIT_CORE, &limit);
   }
-#ifdef __linux__
   /* The runtime does not outlive us: a signal that ends us ends it. */
+#ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-  signal(SIGPIPE, SIG_DFL);
+#ifdef __FreeBSD__
+  int kill_with_parent = SIGKILL;
+  procctl(P_PID, 0, PROC_PDEATHSIG_CTL, &kill_with_parent);
+#endif
+  /* Every signal at its default and none blocked, whatever the launcher set: for the runtime only. */
+  for (int number = 1; number < NSIG; number++)
+    if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   int fd = fcntl(control, F_DUPFD, 3);
   if (fd == -1) {
     say("unable to pass the control socket: ", strerror(errno), NULL);
@@ -331,6 +346,17 @@ static void exec_runtime(const char *path, int control)
   _exit(111);
 }
 
+/* The runtime shares our descriptors' open files: a runtime that made one non-blocking (Node does) leaves it as it was. */
+static void restore_inherited_flags(void)
+{
+  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
+    if (inherited_flags[fd] == -1) continue;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags != -1 && (flags & O_NONBLOCK) != (inherited_flags[fd] & O_NONBLOCK))
+      fcntl(fd, F_SETFL, (flags & ~O_NONBLOCK) | (inherited_flags[fd] & O_NONBLOCK));
+  }
+}
+
 /* What we tell the runtime: our pid, which descriptors we inherited, our arguments and environment. */
 static int introduce(struct buffer *b, int argc, char **argv)
 {
@@ -338,7 +364,8 @@ static int introduce(struct buffer *b, int argc, char **argv)
   const char *pid = decimal((long)getpid(), text);
   if (netstring(b, "pid", pid, strlen(pid))) return -1;
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    if (fcntl(fd, F_GETFD) == -1) continue;
+    inherited_flags[fd] = fcntl(fd, F_GETFL);
+    if (inherited_flags[fd] == -1) continue;
     const char *number = decimal(fd, text);
     if (netstring(b, "open", number, strlen(number))) return -1;
   }
@@ -384,12 +411,14 @@ static char **login_environment(const struct plan *plan)
 static int exec_login(char **argv, char **env)
 {
   const char *file = argv[0];
+  if (!*file) return ENOENT;
   if (strchr(file, '/')) {
     execve(file, argv, env);
     return errno;
   }
   const char *path = NULL;
-  for (char **e = env; *e; e++)
+  /* The first PATH, as getenv(3) finds it. */
+  for (char **e = env; *e && !path; e++)
     if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
   if (!path) path = "/bin:/usr/bin";
   int found = ENOENT;
@@ -430,7 +459,9 @@ static enum outcome run_login(char **argv, struct plan *plan)
   pid_t child = fork();
   if (child == -1) { say("unable to fork: ", strerror(errno), NULL); return UNRUNNABLE; }
   if (child == 0) {
+    /* The C program restores SIGPIPE's default; SIGCHLD is the launcher's again. */
     signal(SIGPIPE, SIG_DFL);
+    sigaction(SIGCHLD, &launcher_sigchld, NULL);
     int error = 0;
     /* The credentials out of the way of 0-2 first, then the network, then fd 3. */
     int secret = fcntl(credentials[0], F_DUPFD_CLOEXEC, 3);
@@ -493,6 +524,10 @@ static void harden(void)
 #endif
   /* A client or log reader gone makes write fail, not kill us. */
   signal(SIGPIPE, SIG_IGN);
+  /* An ignored SIGCHLD would take our children's ends from us. */
+  struct sigaction default_action = { .sa_handler = SIG_DFL };
+  sigemptyset(&default_action.sa_mask);
+  sigaction(SIGCHLD, &default_action, &launcher_sigchld);
 }
 
 static int temporary_failure(int output, const char *why, const char *detail)
@@ -538,6 +573,7 @@ int main(int argc, char **argv)
   int status;
   while (waitpid(session, &status, 0) == -1)
     if (errno != EINTR) return temporary_failure(1, "unable to wait for the runtime", "");
+  restore_inherited_flags();
 
   struct plan plan = { .end = -1, .input = 0, .output = 1, .timeout = DEFAULT_TIMEOUT };
   int readable = read_plan(&said, &plan) == 0;

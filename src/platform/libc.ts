@@ -123,6 +123,7 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
       return Math.max(libc.read(fd, buffer, buffer.length), 0);
     },
     readControl(fd, buffer) {
+      if (buffer.length === 0) throw new RangeError("readControl into an empty buffer");
       return Math.max(libc.read(fd, buffer, buffer.length), 0);
     },
     writeControl(fd, bytes) {

@@ -67,6 +67,7 @@ async function readSome(fd: number, buffer: Uint8Array, deadlineMs: number): Pro
 
 /** The control socket is blocking and the front always answers: a plain read. */
 export function readControl(fd: number, buffer: Uint8Array): number {
+  if (buffer.length === 0) throw new RangeError("readControl into an empty buffer");
   try {
     return readSync(fd, buffer, 0, buffer.length, null);
   } catch {

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { makeHomes, tempDir, variants, type TcpServer, type Variant } from "./harness.ts";
 import { LOGIN, PROG, alive, fileContent, finished, memoryCounts, open, serverPool, talk, within } from "./hostile-helpers.ts";
 
-/** The runtime the front started for this session: its only child while the protocol runs. */
-function runtimeOf(frontPid: number): number {
+/** The only child of a process: the runtime while the protocol runs, the login program after. */
+function onlyChildOf(frontPid: number): number {
   const children = readFileSync(`/proc/${frontPid}/task/${frontPid}/children`, "latin1").trim().split(/\s+/).filter(Boolean);
   expect(children, `children of the front ${frontPid}`).toHaveLength(1);
   return Number(children[0]);
@@ -86,7 +86,7 @@ describe.each(variants())("signals: $name", (variant: Variant) => {
     "%s to the runtime opens nothing: it is ignored or ends the session",
     async (signal) => {
       const { client, pid } = await open(server);
-      const runtime = runtimeOf(pid);
+      const runtime = onlyChildOf(pid);
       process.kill(runtime, signal);
       await client.send("NOOP\r\n");
       await client.until(() => client.text.endsWith("+OK \r\n") || client.closed, "NOOP's reply or the end");
@@ -101,7 +101,7 @@ describe.each(variants())("signals: $name", (variant: Variant) => {
 
   test.concurrent("SIGUSR1 to qmail-popup itself has its default effect, as for the C program: the session ends, the runtime too", async () => {
     const { client, pid } = await open(server);
-    const runtime = runtimeOf(pid);
+    const runtime = onlyChildOf(pid);
     process.kill(pid, "SIGUSR1");
     await client.untilClosed();
     expect(await finished(server, pid, client.localPort)).toBe("signal 10");
@@ -139,7 +139,7 @@ describe.each(variants())("no core file, no ptrace: $name", (variant: Variant) =
 
   test("the front and the runtime, from the greeting on; the front while the login program runs", async () => {
     const { client, pid } = await open(server);
-    const runtime = runtimeOf(pid);
+    const runtime = onlyChildOf(pid);
     expect(owner(pid), "the front's /proc files").toBe(0);
     // The runtime forbids dumps before it reads a line: a NOOP answered is past that point.
     await client.send("NOOP\r\n");
@@ -152,6 +152,29 @@ describe.each(variants())("no core file, no ptrace: $name", (variant: Variant) =
     // The login program is the administrator's: exec made it dumpable again, with the limits it was given.
     expect(owner(child)).toBe(65534);
     expect(coreLimit(child)).toBe(coreLimit(process.pid));
+    client.end();
+    expect(await finished(server, pid, client.localPort)).toBe("1");
+  });
+});
+
+// --- what ps shows ---------------------------------------------------------------------
+
+describe.each(variants())("ps while the login program runs: $name", (variant: Variant) => {
+  const pool = serverPool();
+  const work = tempDir("qmail-popup-trust-");
+  let server: TcpServer;
+  beforeAll(async () => {
+    server = await pool.start({ variant, subprogram: [PROG, "hold"], env: { HOSTILE_RECORD: join(work, "hold") } });
+  });
+  afterAll(() => pool.stopAll());
+
+  test("the waiting process is qmail-popup, with the command line tcpserver gave it, and its only child is the login program", async () => {
+    const { client, pid } = await open(server);
+    await client.send(`USER alice\r\nPASS pw-${randomBytes(8).toString("hex")}\r\n`);
+    const child = Number((await fileContent(join(work, `hold.${client.localPort}`))).trim());
+    expect(readFileSync(`/proc/${pid}/comm`, "latin1")).toBe("qmail-popup\n");
+    expect(readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0").slice(0, 3)).toEqual([variant.command[0], "mail.test", PROG]);
+    expect(onlyChildOf(pid)).toBe(child);
     client.end();
     expect(await finished(server, pid, client.localPort)).toBe("1");
   });
@@ -205,7 +228,7 @@ describe.each(variants())("resource failures: $name", (variant: Variant) => {
     const { client, pid } = await open(server);
     await client.send("USER alice\r\n");
     await client.lines(2);
-    process.kill(runtimeOf(pid), "SIGABRT");
+    process.kill(onlyChildOf(pid), "SIGABRT");
     expect(await client.untilClosed()).toBe("+OK\r\n+OK \r\n-ERR [SYS/TEMP] unable to run qmail-popup\r\n");
     expect(await finished(server, pid, client.localPort)).toBe("1");
     expect(server.log).toContain("qmail-popup: the runtime was killed by signal 6\n");
@@ -264,7 +287,7 @@ describe.each(variants())("no password in the runtime's memory after a refused e
   test.concurrent.each(REFUSALS)("%s", async (_name, input) => {
     const password = "pw-" + randomBytes(12).toString("hex");
     const { client, pid } = await open(server);
-    const runtime = runtimeOf(pid);
+    const runtime = onlyChildOf(pid);
     await client.send(input(password));
     await client.until(() => /-ERR [^\r\n]*\r\n$/.test(client.text), "the refusal");
     // The session goes on: NOOP answered means the refusal is behind it.

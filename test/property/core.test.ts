@@ -6,6 +6,7 @@
 // the shrunk counterexample of a failure).
 
 import fc from "fast-check";
+import { RUNS, TIMEOUT, check } from "./runs.ts";
 import { describe, expect, test } from "vitest";
 import { readConfig, type Config, type Environment } from "../../src/core/config.ts";
 import { encodeCheckpasswordInput } from "../../src/core/checkpassword.ts";
@@ -15,15 +16,6 @@ import { SASL_RESPONSE_LIMIT } from "../../src/core/sasl.ts";
 import { handleLine, initialState, lineLimit, type Action, type SessionState } from "../../src/core/session.ts";
 import { apopTimestamp } from "../../src/core/timestamp.ts";
 
-const DEFAULT_RUNS = 1000;
-const RUNS = process.env.FUZZ_RUNS !== undefined && /^[0-9]+$/.test(process.env.FUZZ_RUNS) ? Number(process.env.FUZZ_RUNS) : DEFAULT_RUNS;
-const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : undefined;
-/** A long run may take minutes per property: no per-test timeout then. */
-const TIMEOUT = RUNS > DEFAULT_RUNS ? 24 * 3600 * 1000 : 30_000;
-
-function check<Ts extends [unknown, ...unknown[]]>(property: fc.IProperty<Ts>, runs = RUNS): void {
-  fc.assert(property, { numRuns: runs, ...(SEED !== undefined ? { seed: SEED } : {}) });
-}
 
 const LF = 0x0a;
 const CR = 0x0d;

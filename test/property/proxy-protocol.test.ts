@@ -5,18 +5,10 @@
 // and FUZZ_SEED as in core.test.ts (default 1000 runs).
 
 import fc from "fast-check";
+import { TIMEOUT, check } from "./runs.ts";
 import { describe, expect, test } from "vitest";
 import { PROXY_HEADER_LIMIT, proxyStep, type ProxyHeader, type ProxyStep } from "../../src/core/proxy-protocol.ts";
 
-const DEFAULT_RUNS = 1000;
-const RUNS = process.env.FUZZ_RUNS !== undefined && /^[0-9]+$/.test(process.env.FUZZ_RUNS) ? Number(process.env.FUZZ_RUNS) : DEFAULT_RUNS;
-const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : undefined;
-/** A long run may take minutes per property: no per-test timeout then. */
-const TIMEOUT = RUNS > DEFAULT_RUNS ? 24 * 3600 * 1000 : 30_000;
-
-function check<Ts extends [unknown, ...unknown[]]>(property: fc.IProperty<Ts>, runs = RUNS): void {
-  fc.assert(property, { numRuns: runs, ...(SEED !== undefined ? { seed: SEED } : {}) });
-}
 
 const LF = 0x0a;
 const latin1 = (text: string): number[] => [...Buffer.from(text, "latin1")];
