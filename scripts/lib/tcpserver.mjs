@@ -60,13 +60,16 @@ export class Waiters {
   }
 }
 
-/** A loopback port nothing listens on (a race with others remains: tcpserver's start retries). */
-export function freePort() {
+/**
+ * A port nothing listens on at host now (a race with others remains: tcpserver's start retries).
+ * @param {string} [host]
+ */
+export function freePort(host = "127.0.0.1") {
   return /** @type {Promise<number>} */ (
     new Promise((done, reject) => {
       const server = createServer();
       server.on("error", reject);
-      server.listen(0, "127.0.0.1", () => {
+      server.listen(0, host, () => {
         const address = server.address();
         server.close(() => done(typeof address === "object" && address ? address.port : 0));
       });
@@ -141,19 +144,21 @@ export class ServerProcess {
   }
 
   /**
-   * tcpserver on 127.0.0.1 at a free port, ready once it says it is bound;
-   * another port if that one was taken meanwhile.
+   * tcpserver -v -R -H -l localhost at a free port of host, ready once it
+   * says it is bound; another port if that one was taken meanwhile.
    * @param {object} options
    * @param {readonly string[]} options.command  the program and its arguments
    * @param {Record<string, string>} [options.env]  default: PATH=/usr/bin:/bin only
    * @param {string} [options.fd5]
    * @param {boolean} [options.group]
    * @param {number} [options.maxConnections]  tcpserver -c
+   * @param {string} [options.host]  default: 127.0.0.1
+   * @param {readonly string[]} [options.flags]  more of tcpserver's options (-x rules.cdb)
    */
-  static async tcpserver({ command, env = { PATH: "/usr/bin:/bin" }, fd5, group = false, maxConnections = 250 }) {
+  static async tcpserver({ command, env = { PATH: "/usr/bin:/bin" }, fd5, group = false, maxConnections = 250, host = "127.0.0.1", flags = [] }) {
     for (let attempt = 0; ; attempt++) {
-      const port = await freePort();
-      const argv = ["tcpserver", "-v", "-R", "-H", "-l", "localhost", "-c", String(maxConnections), "127.0.0.1", String(port), ...command];
+      const port = await freePort(host);
+      const argv = ["tcpserver", "-v", "-R", "-H", "-l", "localhost", "-c", String(maxConnections), ...flags, host, String(port), ...command];
       const server = new ServerProcess(spawnClosingFds(argv, { env, fd5, group }), group);
       server.port = port;
       await server.until(() => server.bound || server.bindFailed || server.exited);
