@@ -57,11 +57,11 @@
 //
 // Environment (defaults in brackets; BENCH_QUICK's in braces):
 //   BENCH_QUICK=1          a short run, under a minute
-//   BENCH_GREETINGS [300] {40}   greeting rounds   BENCH_SESSIONS [200] {30}  session rounds
+//   BENCH_GREETINGS [300] {40}   greeting rounds   BENCH_SESSIONS [200] {20}  session rounds
 //   BENCH_WARMUP [10] {3}        untimed rounds first
 //   BENCH_RATE_SECONDS [10] {1}  rate time per variant   BENCH_RATE_SLICE [1]  seconds per slice
 //   BENCH_CONCURRENCY [8]        BENCH_HELD [20] {5}  connections held for the memory measurement
-//   BENCH_SETTLE_MS [500] {300}  wait before reading smaps of held connections
+//   BENCH_SETTLE_MS [500] {200}  wait before reading smaps of held connections
 //   BENCH_VARIANTS         a comma list of ids to run (floor is always run)
 //   BENCH_RUNTIME_FLOORS [1] {0}, BENCH_AB, BENCH_PAGE_CACHE: above
 //   BENCH_FIXTURES [c]     c, or sh (c needs cc; without cc, sh)
