@@ -23,6 +23,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "./harness.ts";
+import { listenerWithin, onlyChildOf } from "./proc.ts";
 
 const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
 const HOST_ARCH = process.arch;
@@ -713,41 +714,6 @@ describe("a runtime started without the front is still hardened: it says its one
 const INSPECTOR_WINDOW_MS = 3000;
 const INSPECTOR_PORT = 9229;
 
-/** The pids of a process's children (Linux: /proc/PID/task/PID/children). */
-function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
-/** The local addresses (hex, as /proc/net/tcp has them) of the TCP sockets pid has open and listening. */
-function listeningSocketsOf(pid: number): string[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (socket) inodes.add(socket[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const listening: string[] = [];
-  for (const table of ["tcp", "tcp6"]) {
-    for (const line of readFileSync(`/proc/${pid}/net/${table}`, "latin1").split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      if (fields.length > 9 && fields[3] === "0A" && inodes.has(fields[9]!)) listening.push(fields[1]!);
-    }
-  }
-  return listening;
-}
-
-/** Whether predicate becomes true within ms, checked every 20 ms. */
-async function becomes(predicate: () => boolean, ms: number): Promise<boolean> {
-  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((wake) => setTimeout(wake, 20))) {
-    if (predicate()) return true;
-  }
-  return predicate();
-}
-
 /**
  * Starts the pair, and once it has greeted, sends SIGUSR1 to its runtime
  * (the front's one child) and watches for INSPECTOR_WINDOW_MS whether the
@@ -760,13 +726,10 @@ async function signalRuntime(front: string, runtime: string): Promise<{ listenin
   const stdout = new Heard(child.stdout!, child);
   const stderr = new Heard(child.stderr!, child);
   await stdout.until(() => stdout.text.includes("\r\n"), "the greeting");
-  const children = childrenOf(child.pid!);
-  expect(children).toHaveLength(1);
-  const runtimePid = children[0]!;
+  const runtimePid = onlyChildOf(child.pid!);
   expect(readlinkSync(`/proc/${runtimePid}/exe`)).toBe(realpathSync(runtime));
   process.kill(runtimePid, "SIGUSR1");
-  await becomes(() => listeningSocketsOf(runtimePid).length > 0, INSPECTOR_WINDOW_MS);
-  const listening = listeningSocketsOf(runtimePid);
+  const listening = await listenerWithin(runtimePid, INSPECTOR_WINDOW_MS);
   const accepted = await accepts(INSPECTOR_PORT);
   child.stdin!.end("QUIT\r\n");
   const status = await exited;

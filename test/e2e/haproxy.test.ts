@@ -28,6 +28,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ServerProcess, freePort } from "../../scripts/lib/tcpserver.mjs";
+import { PROXY, u16, v2 } from "../proxy-headers.ts";
 import { Client, FIXTURES, ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
 
 const QMAIL_POPUP = join(ROOT, "dist/qmail-popup");
@@ -312,21 +313,13 @@ describe.each([
 
 // --- hostile headers, no HAProxy -------------------------------------------------------
 
-const V2_SIGNATURE = Buffer.from("0d0a0d0a000d0a515549540a", "hex");
-
-/** A v2 header: signature, version 2 and command, family/transport, length, then body as given. */
-function v2(command: number, familyTransport: number, length: number, body: Buffer = Buffer.alloc(0)): Buffer {
-  const fixed = Buffer.from([0x20 | command, familyTransport, length >> 8, length & 0xff]);
-  return Buffer.concat([V2_SIGNATURE, fixed, body]);
-}
-
 /** TCP over IPv4, 192.0.2.7:40000 to 198.51.100.1:110. */
-const V2_TCP4 = v2(0x1, 0x11, 12, Buffer.from([192, 0, 2, 7, 198, 51, 100, 1, 40000 >> 8, 40000 & 0xff, 0, 110]));
+const V2_TCP4 = v2(PROXY, 0x11, [192, 0, 2, 7, 198, 51, 100, 1, ...u16(40000), ...u16(110)]);
 const V1_TCP4 = "PROXY TCP4 192.0.2.7 198.51.100.1 40000 110\r\n";
 
 interface Refusal {
   readonly name: string;
-  readonly bytes: Buffer;
+  readonly bytes: Uint8Array;
   /** The client closes its side after the bytes. */
   readonly end: boolean;
   readonly reason: string;
@@ -336,10 +329,10 @@ const REFUSALS: readonly Refusal[] = [
   { name: "a v1 header cut short", bytes: Buffer.from(V1_TCP4.slice(0, 30)), end: true, reason: "the connection ended first" },
   { name: "v1 with no CRLF in 107 bytes (120 sent)", bytes: Buffer.from("PROXY UNKNOWN " + "x".repeat(106)), end: false, reason: "v1: no CRLF in 107 bytes" },
   { name: "a wrong v2 signature", bytes: Buffer.concat([Buffer.from("\r\n\r\n\0\r\nQUIX\n"), V2_TCP4.subarray(12)]), end: false, reason: "not a PROXY header" },
-  { name: "v2 with a length over the bound (4097)", bytes: v2(0x1, 0x11, 4097), end: false, reason: "v2: length 4097 over 4096" },
-  { name: "v2 with the largest length (65535)", bytes: v2(0x1, 0x11, 65535), end: false, reason: "v2: length 65535 over 4096" },
-  { name: "v2 TCP4 with a length under its address block (11)", bytes: v2(0x1, 0x11, 11, Buffer.alloc(11)), end: false, reason: "v2: length 11 under the address block's 12" },
-  { name: "v2 TCP6 with a length under its address block (35)", bytes: v2(0x1, 0x21, 35, Buffer.alloc(35)), end: false, reason: "v2: length 35 under the address block's 36" },
+  { name: "v2 with a length over the bound (4097)", bytes: v2(PROXY, 0x11, [], 4097), end: false, reason: "v2: length 4097 over 4096" },
+  { name: "v2 with the largest length (65535)", bytes: v2(PROXY, 0x11, [], 65535), end: false, reason: "v2: length 65535 over 4096" },
+  { name: "v2 TCP4 with a length under its address block (11)", bytes: v2(PROXY, 0x11, new Array<number>(11).fill(0)), end: false, reason: "v2: length 11 under the address block's 12" },
+  { name: "v2 TCP6 with a length under its address block (35)", bytes: v2(PROXY, 0x21, new Array<number>(35).fill(0)), end: false, reason: "v2: length 35 under the address block's 36" },
   { name: "a client that closes before sending anything", bytes: Buffer.alloc(0), end: true, reason: "the connection ended first" },
   { name: "POP3 where a header is due", bytes: Buffer.from("USER alice\r\n"), end: false, reason: "not a PROXY header" },
 ];
