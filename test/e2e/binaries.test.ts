@@ -22,6 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlin
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Waiters, freePort } from "../../scripts/lib/tcpserver.mjs";
 import { ROOT, tempDir } from "./harness.ts";
 import { listenerWithin, onlyChildOf } from "./proc.ts";
 
@@ -372,24 +373,15 @@ exec "$1" mail.test /bin/true
 /** Collects what a stream says, and waits for it to say something. */
 class Heard {
   text = "";
-  private waiter: (() => void) | undefined;
+  private readonly waiters = new Waiters();
   constructor(stream: NodeJS.ReadableStream, ends: NodeJS.EventEmitter) {
     stream.setEncoding("latin1");
-    stream.on("data", (chunk: string) => ((this.text += chunk), this.waiter?.()));
-    ends.on("close", () => this.waiter?.());
+    stream.on("data", (chunk: string) => ((this.text += chunk), this.waiters.wake()));
+    ends.on("close", () => this.waiters.wake());
   }
   /** Resolves once predicate holds; fails after 20 s with what was heard. */
-  until(predicate: () => boolean, what: string): Promise<void> {
-    return new Promise((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}; heard ${JSON.stringify(this.text)}`)), 20_000);
-      this.waiter = () => {
-        if (!predicate()) return;
-        clearTimeout(timer);
-        this.waiter = undefined;
-        done();
-      };
-      this.waiter();
-    });
+  async until(predicate: () => boolean, what: string): Promise<void> {
+    if (!(await this.waiters.until(predicate))) throw new Error(`timed out waiting for ${what}; heard ${JSON.stringify(this.text)}`);
   }
 }
 
@@ -563,13 +555,6 @@ const LD_PRELOAD: HostileEnvironment = ["LD_PRELOAD=marker.so", (h) => ({ LD_PRE
 const KEPT_OUT_BY_THE_FRONT: readonly HostileEnvironment[] = [BUN_JSC_SAMPLING_PROFILER, BUN_JSC_UNKNOWN, NODE_V8_COVERAGE, NODE_COMPILE_CACHE, NODE_DEBUG, LD_PRELOAD];
 const ALL_HOSTILE = [...HARDENED_AGAINST, ...KEPT_OUT_BY_THE_FRONT];
 
-/** A TCP port nothing listens on (it was free a moment ago). */
-async function unusedPort(): Promise<number> {
-  const { server, port } = await listenOnLoopback();
-  await new Promise<void>((closed) => server.close(() => closed()));
-  return port;
-}
-
 /** Whether a TCP connection to 127.0.0.1:port is accepted (false: refused). */
 function accepts(port: number): Promise<boolean> {
   return new Promise((answer) => {
@@ -586,7 +571,8 @@ function accepts(port: number): Promise<boolean> {
  * the greeting, the port must refuse connections; then QUIT ends the session.
  */
 async function greetUnderBunInspect(front: string, variable: string): Promise<{ greeting: string; debuggerListening: boolean; status: number | null }> {
-  const port = await unusedPort();
+  // Nothing listens on it (it was free a moment ago).
+  const port = await freePort();
   const child = spawn(front, ["mail.test", "/bin/true"], {
     env: { PATH: "/usr/bin:/bin", [variable]: `127.0.0.1:${port}/qmail-popup?wait=1` },
     stdio: ["pipe", "pipe", "inherit"],
