@@ -1,7 +1,8 @@
 // @ts-check
-// tcpserver on loopback, driven by its own -v lines, and the one until()
-// everything here waits with: the end-to-end tests' (test/e2e/harness.ts)
-// and the benchmark's (scripts/bench.mjs). Plain JavaScript with JSDoc types:
+// tcpserver on loopback, driven by its own -v lines, freePort(), and the one
+// until() everything here waits with: the end-to-end tests' (test/e2e/: the
+// harness, the launchers', HAProxy's and the binaries' suites) and the
+// benchmark's (scripts/bench.mjs). Plain JavaScript with JSDoc types:
 // the benchmark runs on the system's Node, which runs no TypeScript, and the
 // tests import it typed (tsconfig's allowJs, and the @ts-check above).
 //

@@ -22,7 +22,9 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlin
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Waiters, freePort } from "../../scripts/lib/tcpserver.mjs";
 import { ROOT, tempDir } from "./harness.ts";
+import { listenerWithin, onlyChildOf } from "./proc.ts";
 
 const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
 const HOST_ARCH = process.arch;
@@ -371,24 +373,15 @@ exec "$1" mail.test /bin/true
 /** Collects what a stream says, and waits for it to say something. */
 class Heard {
   text = "";
-  private waiter: (() => void) | undefined;
+  private readonly waiters = new Waiters();
   constructor(stream: NodeJS.ReadableStream, ends: NodeJS.EventEmitter) {
     stream.setEncoding("latin1");
-    stream.on("data", (chunk: string) => ((this.text += chunk), this.waiter?.()));
-    ends.on("close", () => this.waiter?.());
+    stream.on("data", (chunk: string) => ((this.text += chunk), this.waiters.wake()));
+    ends.on("close", () => this.waiters.wake());
   }
   /** Resolves once predicate holds; fails after 20 s with what was heard. */
-  until(predicate: () => boolean, what: string): Promise<void> {
-    return new Promise((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}; heard ${JSON.stringify(this.text)}`)), 20_000);
-      this.waiter = () => {
-        if (!predicate()) return;
-        clearTimeout(timer);
-        this.waiter = undefined;
-        done();
-      };
-      this.waiter();
-    });
+  async until(predicate: () => boolean, what: string): Promise<void> {
+    if (!(await this.waiters.until(predicate))) throw new Error(`timed out waiting for ${what}; heard ${JSON.stringify(this.text)}`);
   }
 }
 
@@ -562,13 +555,6 @@ const LD_PRELOAD: HostileEnvironment = ["LD_PRELOAD=marker.so", (h) => ({ LD_PRE
 const KEPT_OUT_BY_THE_FRONT: readonly HostileEnvironment[] = [BUN_JSC_SAMPLING_PROFILER, BUN_JSC_UNKNOWN, NODE_V8_COVERAGE, NODE_COMPILE_CACHE, NODE_DEBUG, LD_PRELOAD];
 const ALL_HOSTILE = [...HARDENED_AGAINST, ...KEPT_OUT_BY_THE_FRONT];
 
-/** A TCP port nothing listens on (it was free a moment ago). */
-async function unusedPort(): Promise<number> {
-  const { server, port } = await listenOnLoopback();
-  await new Promise<void>((closed) => server.close(() => closed()));
-  return port;
-}
-
 /** Whether a TCP connection to 127.0.0.1:port is accepted (false: refused). */
 function accepts(port: number): Promise<boolean> {
   return new Promise((answer) => {
@@ -585,7 +571,8 @@ function accepts(port: number): Promise<boolean> {
  * the greeting, the port must refuse connections; then QUIT ends the session.
  */
 async function greetUnderBunInspect(front: string, variable: string): Promise<{ greeting: string; debuggerListening: boolean; status: number | null }> {
-  const port = await unusedPort();
+  // Nothing listens on it (it was free a moment ago).
+  const port = await freePort();
   const child = spawn(front, ["mail.test", "/bin/true"], {
     env: { PATH: "/usr/bin:/bin", [variable]: `127.0.0.1:${port}/qmail-popup?wait=1` },
     stdio: ["pipe", "pipe", "inherit"],
@@ -713,41 +700,6 @@ describe("a runtime started without the front is still hardened: it says its one
 const INSPECTOR_WINDOW_MS = 3000;
 const INSPECTOR_PORT = 9229;
 
-/** The pids of a process's children (Linux: /proc/PID/task/PID/children). */
-function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
-/** The local addresses (hex, as /proc/net/tcp has them) of the TCP sockets pid has open and listening. */
-function listeningSocketsOf(pid: number): string[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (socket) inodes.add(socket[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const listening: string[] = [];
-  for (const table of ["tcp", "tcp6"]) {
-    for (const line of readFileSync(`/proc/${pid}/net/${table}`, "latin1").split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      if (fields.length > 9 && fields[3] === "0A" && inodes.has(fields[9]!)) listening.push(fields[1]!);
-    }
-  }
-  return listening;
-}
-
-/** Whether predicate becomes true within ms, checked every 20 ms. */
-async function becomes(predicate: () => boolean, ms: number): Promise<boolean> {
-  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((wake) => setTimeout(wake, 20))) {
-    if (predicate()) return true;
-  }
-  return predicate();
-}
-
 /**
  * Starts the pair, and once it has greeted, sends SIGUSR1 to its runtime
  * (the front's one child) and watches for INSPECTOR_WINDOW_MS whether the
@@ -760,13 +712,10 @@ async function signalRuntime(front: string, runtime: string): Promise<{ listenin
   const stdout = new Heard(child.stdout!, child);
   const stderr = new Heard(child.stderr!, child);
   await stdout.until(() => stdout.text.includes("\r\n"), "the greeting");
-  const children = childrenOf(child.pid!);
-  expect(children).toHaveLength(1);
-  const runtimePid = children[0]!;
+  const runtimePid = onlyChildOf(child.pid!);
   expect(readlinkSync(`/proc/${runtimePid}/exe`)).toBe(realpathSync(runtime));
   process.kill(runtimePid, "SIGUSR1");
-  await becomes(() => listeningSocketsOf(runtimePid).length > 0, INSPECTOR_WINDOW_MS);
-  const listening = listeningSocketsOf(runtimePid);
+  const listening = await listenerWithin(runtimePid, INSPECTOR_WINDOW_MS);
   const accepted = await accepts(INSPECTOR_PORT);
   child.stdin!.end("QUIT\r\n");
   const status = await exited;

@@ -22,11 +22,13 @@
 // master says so once the listeners are bound and the worker runs), the
 // connection's close, and files. No sleeps.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ServerProcess, freePort } from "../../scripts/lib/tcpserver.mjs";
+import { PROXY, u16, v2 } from "../proxy-headers.ts";
 import { Client, FIXTURES, ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
 
 const QMAIL_POPUP = join(ROOT, "dist/qmail-popup");
@@ -46,104 +48,30 @@ const MESSAGE_1 =
 
 // --- processes of this file's own ----------------------------------------------------
 
-/** A child whose stderr is kept, and waited on: tcpserver's -v lines, HAProxy's notices. */
-class Watched {
-  text = "";
-  private waiters: (() => void)[] = [];
-
-  constructor(private readonly child: ChildProcess) {
-    child.stderr!.setEncoding("latin1");
-    child.stderr!.on("data", (chunk: string) => {
-      this.text += chunk;
-      this.wake();
-    });
-    child.on("exit", () => this.wake());
-  }
-
-  get exited(): boolean {
-    return this.child.exitCode !== null || this.child.signalCode !== null;
-  }
-
-  private wake(): void {
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  /** Resolves true once predicate holds (checked on each chunk and at exit), false after timeoutMs. */
-  until(predicate: () => boolean, timeoutMs = 20_000): Promise<boolean> {
-    return new Promise((done) => {
-      const deadline = setTimeout(() => done(false), timeoutMs);
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(deadline);
-          done(true);
-        } else if (this.exited) {
-          clearTimeout(deadline);
-          done(predicate());
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** SIGTERM, and its exit awaited (HAProxy's master stops its worker first). */
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise((done) => this.child.once("exit", done));
-    this.child.kill("SIGTERM");
-    await exited;
-  }
-}
-
-/** A port free on host now (the one who binds it next may still lose it: callers retry). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-const CLOSE_FDS_AND_EXEC = "import os, sys; os.closerange(3, 5); os.closerange(6, 1024); os.execvp(sys.argv[1], sys.argv[1:])";
-
 /**
- * tcpserver -v -R -H -l localhost -x rules.cdb IP PORT dist/qmail-popup … 5>>log, through python
- * so that no descriptor of the test runner's but 0-2 and the log reaches it.
+ * Both backends, each tcpserver -v -R -H -l localhost -x rules.cdb on its own
+ * address and a free port of it, running dist/qmail-popup with fd 5 on its log.
  */
-function tcpserver(ip: string, port: number, rules: string, log: string, env: Record<string, string>): Watched {
-  const logFd = openSync(log, "a");
-  const child = spawn(
-    "/usr/bin/python3",
-    ["-c", CLOSE_FDS_AND_EXEC, "tcpserver", "-v", "-R", "-H", "-l", "localhost", "-x", rules, ip, String(port), QMAIL_POPUP, "mail.test", ...LOGIN_PROGRAM],
-    { stdio: ["ignore", "ignore", "pipe", "ignore", "ignore", logFd], env: { PATH: "/usr/bin:/bin", ...env } },
+async function startBackends(rules: string, logs: readonly string[], env: Record<string, string>): Promise<ServerProcess[]> {
+  const started = await Promise.allSettled(
+    BACKENDS.map((host, i) =>
+      ServerProcess.tcpserver({ host, flags: ["-x", rules], command: [QMAIL_POPUP, "mail.test", ...LOGIN_PROGRAM], env: { PATH: "/usr/bin:/bin", ...env }, fd5: logs[i] }),
+    ),
   );
-  closeSync(logFd);
-  return new Watched(child);
+  const servers = started.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : []));
+  if (servers.length === BACKENDS.length) return servers;
+  // One did not start: stop the other, which nothing else would.
+  await Promise.all(servers.map((server) => server.stop()));
+  throw (started.find((outcome) => outcome.status === "rejected") as PromiseRejectedResult).reason;
 }
 
-/** Both backends on one port, each bound ("status: 0/"); a port taken meanwhile: another. */
-async function startBackends(rules: string, logs: readonly string[], env: Record<string, string>): Promise<{ port: number; servers: Watched[] }> {
-  let said = "";
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const port = await freePort(BACKENDS[0]);
-    const servers = BACKENDS.map((ip, i) => tcpserver(ip, port, rules, logs[i]!, env));
-    await Promise.all(servers.map((server) => server.until(() => /status: 0\/|unable to bind/.test(server.text))));
-    if (servers.every((server) => /status: 0\//.test(server.text) && !server.exited)) return { port, servers };
-    said = servers.map((server) => server.text).join("");
-    await Promise.all(servers.map((server) => server.stop()));
-  }
-  throw new Error(`tcpserver did not start:\n${said}`);
-}
-
-/** The balancer: options for both server lines, and extra lines for the backend (health checks). */
+/** The balancer: options for each server line (given the backend's port), and extra lines for the backend (health checks). */
 interface Balancing {
-  readonly server: string;
+  readonly server: (port: number) => string;
   readonly backend?: readonly string[];
 }
 
-function haproxyConfig(front: number, backendPort: number, balancing: Balancing): string {
+function haproxyConfig(front: number, backends: readonly ServerProcess[], balancing: Balancing): string {
   return [
     "global",
     "    maxconn 64",
@@ -159,7 +87,7 @@ function haproxyConfig(front: number, backendPort: number, balancing: Balancing)
     "backend pop3",
     "    balance roundrobin",
     ...(balancing.backend ?? []).map((line) => `    ${line}`),
-    ...BACKENDS.map((ip, i) => `    server pop3-${i + 1} ${ip}:${backendPort} ${balancing.server}`),
+    ...backends.map(({ port }, i) => `    server pop3-${i + 1} ${BACKENDS[i]}:${port} ${balancing.server(port)}`),
     "",
   ].join("\n");
 }
@@ -169,16 +97,16 @@ function haproxyConfig(front: number, backendPort: number, balancing: Balancing)
  * and one worker) for its "Loading success.": the master binds the
  * listeners, forks the worker and says so once the worker is ready.
  */
-async function startHaproxy(dir: string, backendPort: number, balancing: Balancing): Promise<{ front: number; haproxy: Watched }> {
+async function startHaproxy(dir: string, backends: readonly ServerProcess[], balancing: Balancing): Promise<{ front: number; haproxy: ServerProcess }> {
   let said = "";
   for (let attempt = 0; attempt < 4; attempt++) {
     const front = await freePort(BALANCER);
     const config = join(dir, "haproxy.cfg");
-    writeFileSync(config, haproxyConfig(front, backendPort, balancing));
-    const haproxy = new Watched(spawn("haproxy", ["-W", "-db", "-f", config], { stdio: ["ignore", "ignore", "pipe"], env: { PATH } }));
-    const ready = await haproxy.until(() => haproxy.text.includes("Loading success."));
-    if (ready && !haproxy.exited) return { front, haproxy };
-    said = haproxy.text;
+    writeFileSync(config, haproxyConfig(front, backends, balancing));
+    const haproxy = new ServerProcess(spawn("haproxy", ["-W", "-db", "-f", config], { stdio: ["ignore", "ignore", "pipe"], env: { PATH } }));
+    await haproxy.until(() => haproxy.log.includes("Loading success.") || haproxy.exited);
+    if (haproxy.log.includes("Loading success.") && !haproxy.exited) return { front, haproxy };
+    said = haproxy.log;
     await haproxy.stop();
   }
   throw new Error(`haproxy did not start:\n${said}`);
@@ -216,12 +144,12 @@ function talkFrom(local: string, host: string, port: number, input: string): Pro
 const loginLine = (pid: string, method: string) => `qmail-popup: pid ${pid} Accept::AUTH::${method} P:POP3 S:${CLIENT}:unknown ?= 'alice'`;
 
 /** Each tcpserver's "ok PID" pids, in order. */
-const served = (server: Watched) => [...server.text.matchAll(/^tcpserver: ok (\d+) /gm)].map((match) => match[1]!);
+const served = (server: ServerProcess) => [...server.log.matchAll(/^tcpserver: ok (\d+) /gm)].map((match) => match[1]!);
 /** tcpserver prints the raw wait status: an exit code, or the signal that killed it. */
 const waitStatus = (raw: number) => ((raw & 0x7f) === 0 ? String(raw >> 8) : `signal ${raw & 0x7f}`);
 /** Each tcpserver's "end PID status S" lines, in order: the pid and how it ended. */
-const ended = (server: Watched) =>
-  [...server.text.matchAll(/^tcpserver: end (\d+) status (\d+)$/gm)].map((match) => [match[1]!, waitStatus(Number(match[2]!))]);
+const ended = (server: ServerProcess) =>
+  [...server.log.matchAll(/^tcpserver: end (\d+) status (\d+)$/gm)].map((match) => [match[1]!, waitStatus(Number(match[2]!))]);
 
 // --- through HAProxy --------------------------------------------------------------------
 
@@ -229,19 +157,18 @@ describe.each([{ sendProxy: "send-proxy" }, { sendProxy: "send-proxy-v2" }])("HA
   const dir = tempDir("qmail-popup-haproxy-");
   const logs = BACKENDS.map((_, i) => join(dir, `log-${i + 1}`));
   const environment = join(dir, "environment");
-  let backends: Watched[] = [];
-  let backendPort = 0;
-  let haproxy: Watched | undefined;
+  let backends: ServerProcess[] = [];
+  let haproxy: ServerProcess | undefined;
   let front = 0;
 
   beforeAll(async () => {
     for (const log of logs) writeFileSync(log, "");
     const rules = compileRules(dir);
-    ({ port: backendPort, servers: backends } = await startBackends(rules, logs, {
+    backends = await startBackends(rules, logs, {
       CHECKPASSWORD_HOMES: makeHomes(["alice"]),
       CHECKPASSWORD_ENV_RECORD: environment,
-    }));
-    ({ front, haproxy } = await startHaproxy(dir, backendPort, { server: sendProxy }));
+    });
+    ({ front, haproxy } = await startHaproxy(dir, backends, { server: () => sendProxy }));
   });
   afterAll(async () => {
     await haproxy?.stop();
@@ -322,23 +249,23 @@ p.quit()`;
     ]);
     expect(lines.flat().join("\n")).not.toContain(BALANCER);
     // qmail-popup said nothing on fd 2: no header was refused.
-    for (const backend of backends) expect(backend.text.split("\n").filter((line) => line.startsWith("qmail-popup:"))).toEqual([]);
+    for (const backend of backends) expect(backend.log.split("\n").filter((line) => line.startsWith("qmail-popup:"))).toEqual([]);
   });
 
   test("the rules: from 127.0.0.1 a header is required; from elsewhere none is read", async () => {
     const [first] = backends;
-    expect(await talkFrom(CLIENT, BACKENDS[0], backendPort, "QUIT\r\n")).toBe("+OK\r\n+OK \r\n");
-    expect(await talkFrom(BALANCER, BACKENDS[0], backendPort, "QUIT\r\n")).toBe("");
+    expect(await talkFrom(CLIENT, BACKENDS[0], first!.port, "QUIT\r\n")).toBe("+OK\r\n+OK \r\n");
+    expect(await talkFrom(BALANCER, BACKENDS[0], first!.port, "QUIT\r\n")).toBe("");
     expect(await first!.until(() => ended(first!).length === 4)).toBe(true);
     expect(ended(first!).slice(2).map(([, status]) => status)).toEqual(["0", "1"]);
-    expect(first!.text.split("\n").filter((line) => line.startsWith("qmail-popup:"))).toEqual(["qmail-popup: PROXY header refused: not a PROXY header"]);
+    expect(first!.log.split("\n").filter((line) => line.startsWith("qmail-popup:"))).toEqual(["qmail-popup: PROXY header refused: not a PROXY header"]);
   });
 });
 
 // --- HAProxy's health checks -----------------------------------------------------------
 
 /** What qmail-popup said on a tcpserver's fd 2. */
-const said = (server: Watched) => server.text.split("\n").filter((line) => line.startsWith("qmail-popup:"));
+const said = (server: ServerProcess) => server.log.split("\n").filter((line) => line.startsWith("qmail-popup:"));
 
 // Checks that wait for the greeting (option tcp-check, expect +OK) get a connection to
 // qmail-popup, from the balancer's address: they must carry a header too. Every 200 ms,
@@ -351,15 +278,14 @@ describe.each([
 ])("HAProxy's health checks: $name", ({ server, header }) => {
   const dir = tempDir("qmail-popup-haproxy-checks-");
   const logs = BACKENDS.map((_, i) => join(dir, `log-${i + 1}`));
-  let backends: Watched[] = [];
-  let haproxy: Watched | undefined;
+  let backends: ServerProcess[] = [];
+  let haproxy: ServerProcess | undefined;
   let front = 0;
 
   beforeAll(async () => {
     for (const log of logs) writeFileSync(log, "");
-    const started = await startBackends(compileRules(dir), logs, { CHECKPASSWORD_HOMES: makeHomes(["alice"]) });
-    backends = started.servers;
-    ({ front, haproxy } = await startHaproxy(dir, started.port, { server: server(started.port), backend: CHECK }));
+    backends = await startBackends(compileRules(dir), logs, { CHECKPASSWORD_HOMES: makeHomes(["alice"]) });
+    ({ front, haproxy } = await startHaproxy(dir, backends, { server, backend: CHECK }));
   });
   afterAll(async () => {
     await haproxy?.stop();
@@ -372,7 +298,7 @@ describe.each([
     for (const log of logs) expect(readFileSync(log, "latin1")).toBe("");
     if (header) {
       for (const backend of backends) expect(said(backend)).toEqual([]);
-      expect(haproxy!.text).not.toContain("DOWN");
+      expect(haproxy!.log).not.toContain("DOWN");
       const { code, out } = await runClient("curl", ["-sS", "--max-time", "20", "--interface", CLIENT, `pop3://alice:wonderland@${BALANCER}:${front}/1`]);
       expect(code, out).toBe(0);
       expect(out).toBe(MESSAGE_1);
@@ -380,28 +306,20 @@ describe.each([
       for (const backend of backends) {
         expect(said(backend).slice(0, 3)).toEqual(Array(3).fill("qmail-popup: PROXY header refused: the connection ended first"));
       }
-      expect(await haproxy!.until(() => BACKENDS.every((_, i) => haproxy!.text.includes(`Server pop3/pop3-${i + 1} is DOWN`)))).toBe(true);
+      expect(await haproxy!.until(() => BACKENDS.every((_, i) => haproxy!.log.includes(`Server pop3/pop3-${i + 1} is DOWN`)))).toBe(true);
     }
   });
 });
 
 // --- hostile headers, no HAProxy -------------------------------------------------------
 
-const V2_SIGNATURE = Buffer.from("0d0a0d0a000d0a515549540a", "hex");
-
-/** A v2 header: signature, version 2 and command, family/transport, length, then body as given. */
-function v2(command: number, familyTransport: number, length: number, body: Buffer = Buffer.alloc(0)): Buffer {
-  const fixed = Buffer.from([0x20 | command, familyTransport, length >> 8, length & 0xff]);
-  return Buffer.concat([V2_SIGNATURE, fixed, body]);
-}
-
 /** TCP over IPv4, 192.0.2.7:40000 to 198.51.100.1:110. */
-const V2_TCP4 = v2(0x1, 0x11, 12, Buffer.from([192, 0, 2, 7, 198, 51, 100, 1, 40000 >> 8, 40000 & 0xff, 0, 110]));
+const V2_TCP4 = v2(PROXY, 0x11, [192, 0, 2, 7, 198, 51, 100, 1, ...u16(40000), ...u16(110)]);
 const V1_TCP4 = "PROXY TCP4 192.0.2.7 198.51.100.1 40000 110\r\n";
 
 interface Refusal {
   readonly name: string;
-  readonly bytes: Buffer;
+  readonly bytes: Uint8Array;
   /** The client closes its side after the bytes. */
   readonly end: boolean;
   readonly reason: string;
@@ -411,10 +329,10 @@ const REFUSALS: readonly Refusal[] = [
   { name: "a v1 header cut short", bytes: Buffer.from(V1_TCP4.slice(0, 30)), end: true, reason: "the connection ended first" },
   { name: "v1 with no CRLF in 107 bytes (120 sent)", bytes: Buffer.from("PROXY UNKNOWN " + "x".repeat(106)), end: false, reason: "v1: no CRLF in 107 bytes" },
   { name: "a wrong v2 signature", bytes: Buffer.concat([Buffer.from("\r\n\r\n\0\r\nQUIX\n"), V2_TCP4.subarray(12)]), end: false, reason: "not a PROXY header" },
-  { name: "v2 with a length over the bound (4097)", bytes: v2(0x1, 0x11, 4097), end: false, reason: "v2: length 4097 over 4096" },
-  { name: "v2 with the largest length (65535)", bytes: v2(0x1, 0x11, 65535), end: false, reason: "v2: length 65535 over 4096" },
-  { name: "v2 TCP4 with a length under its address block (11)", bytes: v2(0x1, 0x11, 11, Buffer.alloc(11)), end: false, reason: "v2: length 11 under the address block's 12" },
-  { name: "v2 TCP6 with a length under its address block (35)", bytes: v2(0x1, 0x21, 35, Buffer.alloc(35)), end: false, reason: "v2: length 35 under the address block's 36" },
+  { name: "v2 with a length over the bound (4097)", bytes: v2(PROXY, 0x11, [], 4097), end: false, reason: "v2: length 4097 over 4096" },
+  { name: "v2 with the largest length (65535)", bytes: v2(PROXY, 0x11, [], 65535), end: false, reason: "v2: length 65535 over 4096" },
+  { name: "v2 TCP4 with a length under its address block (11)", bytes: v2(PROXY, 0x11, new Array<number>(11).fill(0)), end: false, reason: "v2: length 11 under the address block's 12" },
+  { name: "v2 TCP6 with a length under its address block (35)", bytes: v2(PROXY, 0x21, new Array<number>(35).fill(0)), end: false, reason: "v2: length 35 under the address block's 36" },
   { name: "a client that closes before sending anything", bytes: Buffer.alloc(0), end: true, reason: "the connection ended first" },
   { name: "POP3 where a header is due", bytes: Buffer.from("USER alice\r\n"), end: false, reason: "not a PROXY header" },
 ];

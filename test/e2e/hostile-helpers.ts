@@ -3,14 +3,15 @@
 // for what a session left behind.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, watch } from "node:fs";
+import { readFileSync, readdirSync, watch } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { expect } from "vitest";
 import { Client as RawClient, FIXTURES, TcpServer, transcripts, variants, type ServerOptions, type Variant } from "./harness.ts";
+import { alive } from "./proc.ts";
 
 export const HERE = import.meta.dirname;
 
-export { RawClient, transcripts };
+export { RawClient, alive, transcripts };
 
 function environOf(pid: number): string[] | undefined {
   try {
@@ -37,10 +38,6 @@ export function processesServing(serverPort: number, clientPorts: readonly numbe
     if (remote !== undefined) found.set(Number(entry), Number(remote.slice("TCPREMOTEPORT=".length)));
   }
   return found;
-}
-
-export function alive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`);
 }
 
 /** Waits for a file to exist with content (fs.watch on its folder; a re-check every 100 ms in case an event is missed). */

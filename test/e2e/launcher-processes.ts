@@ -6,25 +6,13 @@
 // exit, and is bounded.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, watch } from "node:fs";
-import { createServer } from "node:net";
-import { dirname, join } from "node:path";
-import { ROOT } from "./harness.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Waiters, freePort } from "../../scripts/lib/tcpserver.mjs";
+import { ROOT, waitForLine } from "./harness.ts";
 
 export const SERVICES = join(ROOT, "packaging/services");
 const WAIT_MS = 20_000;
-
-/** A port free on 127.0.0.1 a moment ago: the launcher may still lose it to another test (see listening). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
 
 /**
  * A launcher process and everything it printed (stdout and stderr, latin1).
@@ -33,7 +21,7 @@ export function freePort(): Promise<number> {
  */
 export class Launched {
   private printed = "";
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Waiters();
   private exited = false;
 
   private constructor(
@@ -45,17 +33,17 @@ export class Launched {
       stream.setEncoding("latin1");
       stream.on("data", (chunk: string) => {
         this.printed += chunk;
-        this.wake();
+        this.waiters.wake();
       });
     }
     child.on("exit", () => {
       this.exited = true;
-      this.wake();
+      this.waiters.wake();
     });
     child.on("error", (error) => {
       this.printed += `${error.message}\n`;
       this.exited = true;
-      this.wake();
+      this.waiters.wake();
     });
   }
 
@@ -76,28 +64,15 @@ export class Launched {
     return this.child.pid!;
   }
 
-  private wake(): void {
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
   /** Resolves true once predicate holds (checked at each output and at the exit), false after timeoutMs. */
   until(predicate: () => boolean, timeoutMs = WAIT_MS): Promise<boolean> {
-    return new Promise((done) => {
-      const deadline = setTimeout(() => done(false), timeoutMs);
-      const check = () => {
-        if (predicate()) {
-          clearTimeout(deadline);
-          done(true);
-        } else this.waiters.push(check);
-      };
-      check();
-    });
+    return this.waiters.until(predicate, timeoutMs);
   }
 
   /** Resolves the first line of file that matches pattern, or undefined if the launcher exits first. */
   async fileLine(file: string, pattern: RegExp): Promise<string | undefined> {
     const ended = this.until(() => this.exited).then(() => undefined);
-    return Promise.race([fileLine(file, pattern), ended]);
+    return Promise.race([waitForLine(file, pattern, WAIT_MS), ended]);
   }
 
   /** The first match of pattern in the output; throws, with the output, if none comes. */
@@ -145,29 +120,6 @@ export async function listening(start: (port: number) => Promise<Launched | unde
 }
 
 /**
- * Resolves the first line of file that matches pattern, waiting for it (woken
- * by changes in the file's directory); throws, with the file, after timeoutMs.
- */
-export function fileLine(file: string, pattern: RegExp, timeoutMs = WAIT_MS): Promise<string> {
-  const find = () => (existsSync(file) ? readFileSync(file, "latin1").split("\n").find((line) => pattern.test(line)) : undefined);
-  return new Promise((resolve, reject) => {
-    const watcher = watch(dirname(file), () => check());
-    const deadline = setTimeout(() => {
-      watcher.close();
-      reject(new Error(`no line matching ${pattern} in ${file}:\n${existsSync(file) ? readFileSync(file, "latin1") : "(absent)"}`));
-    }, timeoutMs);
-    const check = () => {
-      const line = find();
-      if (line === undefined) return;
-      clearTimeout(deadline);
-      watcher.close();
-      resolve(line);
-    };
-    check();
-  });
-}
-
-/**
  * A file of packaging/services with each [from, to] replaced; a from that is
  * not in the file fails the test: the adaptation follows the shipped file.
  */
@@ -203,19 +155,7 @@ export const SESSION_PRINTED = "+OK\n(2, 250)\nSubject: hello from the test mail
 
 /** python3's poplib against 127.0.0.1:port: resolves its exit code and everything it printed. */
 export function pop3Session(port: number, caFile?: string): Promise<{ code: number | null; printed: string }> {
-  return new Promise((resolve, reject) => {
-    const args = ["-c", POP3_CLIENT, String(port), ...(caFile === undefined ? [] : [caFile])];
-    const child = spawn("/usr/bin/python3", args, { env: { PATH: "/usr/bin:/bin" }, stdio: ["ignore", "pipe", "pipe"] });
-    let printed = "";
-    child.stdout!.on("data", (chunk: Buffer) => (printed += chunk.toString("latin1")));
-    child.stderr!.on("data", (chunk: Buffer) => (printed += chunk.toString("latin1")));
-    const deadline = setTimeout(() => child.kill("SIGKILL"), WAIT_MS);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(deadline);
-      resolve({ code, printed });
-    });
-  });
+  return run("/usr/bin/python3", ["-c", POP3_CLIENT, String(port), ...(caFile === undefined ? [] : [caFile])]);
 }
 
 /** Runs a program to its end (bounded); resolves its exit code and everything it printed. */

@@ -9,8 +9,8 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { FIXTURES, makeHomes, ROOT, tempDir } from "./harness.ts";
-import { adapted, fileLine, Launched, listening, pop3Session, PORT_TAKEN, run, SERVICES, SESSION_PRINTED } from "./launcher-processes.ts";
+import { FIXTURES, makeHomes, ROOT, tempDir, waitForLine } from "./harness.ts";
+import { adapted, Launched, listening, pop3Session, PORT_TAKEN, run, SERVICES, SESSION_PRINTED } from "./launcher-processes.ts";
 
 const QMAIL_POPUP = join(ROOT, "dist/qmail-popup");
 const LOGFILE_WRAPPER = join(SERVICES, "qmail-popup-logfile");
@@ -112,9 +112,9 @@ describe("xinetd", () => {
     });
     try {
       expect(await pop3Session(port)).toEqual({ code: 0, printed: SESSION_PRINTED });
-      const pid = aliceAcceptedPattern("POP3", "127.0.0.1:unknown").exec(await fileLine(log, /qmail-popup:/))?.[1];
+      const pid = aliceAcceptedPattern("POP3", "127.0.0.1:unknown").exec(await waitForLine(log, /qmail-popup:/))?.[1];
       expect(pid, readFileSync(log, "latin1")).toBeDefined();
-      expect(await fileLine(services, /START:/)).toMatch(new RegExp(`^\\S+: START: pop3 pid=${pid} from=::ffff:127\\.0\\.0\\.1$`));
+      expect(await waitForLine(services, /START:/)).toMatch(new RegExp(`^\\S+: START: pop3 pid=${pid} from=::ffff:127\\.0\\.0\\.1$`));
     } finally {
       await launcher.stop();
     }
@@ -138,7 +138,7 @@ describe("socat", () => {
       expect(await pop3Session(port)).toEqual({ code: 0, printed: SESSION_PRINTED });
       // The process socat starts execs qmail-popup-logfile, which execs qmail-popup: one pid.
       const pid = (await launcher.expectOutput(/socat\[(\d+)\] N execvp'ing /))[1]!;
-      expect(await fileLine(log, /qmail-popup:/)).toBe(aliceAccepted(pid, "POP3", "127.0.0.1:unknown"));
+      expect(await waitForLine(log, /qmail-popup:/)).toBe(aliceAccepted(pid, "POP3", "127.0.0.1:unknown"));
     } finally {
       await launcher.stop();
     }
@@ -151,7 +151,7 @@ describe("socat", () => {
       expect(launcher.output).toContain(`listening on AF=10 [0000:0000:0000:0000:0000:ffff:7f00:0001]:${port}`);
       expect(await pop3Session(port)).toEqual({ code: 0, printed: SESSION_PRINTED });
       const pid = (await launcher.expectOutput(/socat\[(\d+)\] N execvp'ing /))[1]!;
-      expect(await fileLine(log, /qmail-popup:/)).toBe(aliceAccepted(pid, "POP3", "127.0.0.1:unknown"));
+      expect(await waitForLine(log, /qmail-popup:/)).toBe(aliceAccepted(pid, "POP3", "127.0.0.1:unknown"));
     } finally {
       await launcher.stop();
     }
@@ -183,7 +183,7 @@ describe("stunnel", () => {
     });
     try {
       expect(await pop3Session(port, cert)).toEqual({ code: 0, printed: SESSION_PRINTED });
-      expect(await fileLine(log, /qmail-popup:/)).toMatch(aliceAcceptedPattern("POP3S", "127.0.0.1:unknown"));
+      expect(await waitForLine(log, /qmail-popup:/)).toMatch(aliceAcceptedPattern("POP3S", "127.0.0.1:unknown"));
       await launcher.expectOutput(/Service \[pop3s\] accepted connection from 127\.0\.0\.1:\d+/);
     } finally {
       await launcher.stop();
@@ -264,11 +264,11 @@ describe("daemontools", () => {
     const { launcher, port, scan, current } = await svscan([["softlimit -m 3000000", "softlimit -m 100000000"]]);
     try {
       expect(await pop3Session(port)).toEqual({ code: 0, printed: SESSION_PRINTED });
-      const line = await fileLine(current, /qmail-popup:/);
+      const line = await waitForLine(current, /qmail-popup:/);
       const pid = aliceAcceptedPattern("POP3", "127.0.0.1:unknown", `${TAI64N} `).exec(line)?.[1];
       expect(pid, line).toBeDefined();
-      expect(await fileLine(current, new RegExp(`tcpserver: ok ${pid} `))).toMatch(new RegExp(`^${TAI64N} tcpserver: ok ${pid} 0:127\\.0\\.0\\.1:${port} :127\\.0\\.0\\.1::\\d+$`));
-      expect(await fileLine(current, new RegExp(`tcpserver: end ${pid} `))).toMatch(new RegExp(`^${TAI64N} tcpserver: end ${pid} status 0$`));
+      expect(await waitForLine(current, new RegExp(`tcpserver: ok ${pid} `))).toMatch(new RegExp(`^${TAI64N} tcpserver: ok ${pid} 0:127\\.0\\.0\\.1:${port} :127\\.0\\.0\\.1::\\d+$`));
+      expect(await waitForLine(current, new RegExp(`tcpserver: end ${pid} `))).toMatch(new RegExp(`^${TAI64N} tcpserver: end ${pid} status 0$`));
     } finally {
       await stopSupervised(launcher, scan);
     }
@@ -313,7 +313,7 @@ describe("daemontools", () => {
     const { launcher, port, scan, current } = await svscan(replacements, { substitutes: STATIC_PROGRAMS, extraEnvironment: { CHECKPASSWORD_RECORD: record } });
     try {
       expect(await loginAndStat(port)).toEqual({ code: 0, printed: "(0, 0)\n+OK \n" });
-      const line = await fileLine(current, /qmail-popup:/);
+      const line = await waitForLine(current, /qmail-popup:/);
       expect(line).toMatch(aliceAcceptedPattern("POP3", "127.0.0.1:unknown", `${TAI64N} `));
       expect(softMemoryLimits(record)).toEqual([limit, limit, limit]);
     } finally {

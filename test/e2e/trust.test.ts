@@ -5,56 +5,12 @@
 // in the runtime's memory. Every variant: the front with each runtime.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { chmodSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { makeHomes, tempDir, variants, type TcpServer, type Variant } from "./harness.ts";
-import { LOGIN, PROG, alive, fileContent, finished, memoryCounts, open, serverPool, talk, within } from "./hostile-helpers.ts";
-
-/** The only child of a process: the runtime while the protocol runs, the login program after. */
-function onlyChildOf(frontPid: number): number {
-  const children = readFileSync(`/proc/${frontPid}/task/${frontPid}/children`, "latin1").trim().split(/\s+/).filter(Boolean);
-  expect(children, `children of the front ${frontPid}`).toHaveLength(1);
-  return Number(children[0]);
-}
-
-/** Inodes of the sockets a process has open. */
-function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (match) inodes.add(match[1]!);
-    } catch {
-      // Closed meanwhile.
-    }
-  }
-  return inodes;
-}
-
-/** TCP sockets in LISTEN state (0A) that belong to pid, from /proc/net/tcp and tcp6. */
-function listeningSockets(pid: number): string[] {
-  if (!alive(pid)) return [];
-  const mine = socketInodes(pid);
-  const found: string[] = [];
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    for (const line of readFileSync(table, "latin1").split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[3] === "0A" && mine.has(fields[9]!)) found.push(`${fields[1]} (inode ${fields[9]})`);
-    }
-  }
-  return found;
-}
-
-/** Checks for a listener every 20 ms for ms: absence over a window, not a synchronisation. */
-async function listenerWithin(pid: number, ms: number): Promise<string[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = listeningSockets(pid);
-    if (found.length > 0 || Date.now() >= deadline) return found;
-    await new Promise((wake) => setTimeout(wake, 20));
-  }
-}
+import { LOGIN, PROG, fileContent, finished, memoryCounts, open, serverPool, talk, within } from "./hostile-helpers.ts";
+import { alive, listenerWithin, onlyChildOf } from "./proc.ts";
 
 describe("the probe: a Node process given SIGUSR1 opens a listener within the window (it can fail)", () => {
   test("plain node", async () => {

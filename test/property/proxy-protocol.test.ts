@@ -8,11 +8,10 @@ import fc from "fast-check";
 import { TIMEOUT, check } from "./runs.ts";
 import { describe, expect, test } from "vitest";
 import { PROXY_HEADER_LIMIT, proxyStep, type ProxyHeader, type ProxyStep } from "../../src/core/proxy-protocol.ts";
-
+import { LOCAL, V2_SIGNATURE, proxied, u16, v2 } from "../proxy-headers.ts";
 
 const LF = 0x0a;
 const latin1 = (text: string): number[] => [...Buffer.from(text, "latin1")];
-const u16 = (n: number): number[] => [n >> 8, n & 0xff];
 
 // --- the reader --------------------------------------------------------------------
 
@@ -63,14 +62,6 @@ function canonicalIpv6(text: string): string {
 const fullIpv6Text = (bytes: readonly number[]): string =>
   Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16).padStart(4, "0")).join(":");
 
-const proxied = (family: "tcp4" | "tcp6", sourceIp: string, sourcePort: number, destinationIp: string, destinationPort: number): ProxyHeader => ({
-  kind: "proxied",
-  family,
-  source: { ip: sourceIp, port: sourcePort },
-  destination: { ip: destinationIp, port: destinationPort },
-});
-const LOCAL: ProxyHeader = { kind: "local" };
-
 // --- valid headers -----------------------------------------------------------------
 
 type Case = { readonly header: Uint8Array; readonly expected: ProxyHeader };
@@ -104,10 +95,6 @@ const v1Unknown: fc.Arbitrary<Case> = fc
     header: Uint8Array.from([...latin1("PROXY UNKNOWN"), ...(rest === null ? [] : [0x20, ...rest]), ...latin1("\r\n")]),
     expected: LOCAL,
   }));
-
-const SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
-const v2 = (versionCommand: number, familyTransport: number, body: readonly number[]): Uint8Array =>
-  Uint8Array.from([...SIGNATURE, versionCommand, familyTransport, ...u16(body.length), ...body]);
 
 /** What follows the addresses within the length: TLVs or not, sometimes up to the longest length accepted. */
 const tlvs = (addressLength: number) =>
@@ -159,7 +146,7 @@ const v2Unsupported: fc.Arbitrary<Case> = fc
 const validHeader = fc.oneof(v1Tcp4, v1Tcp6, v1Unknown, v2Tcp4, v2Tcp6, v2Local, v2Unsupported);
 
 /** The client's bytes after the header: anything, often a POP3 line or line ends. */
-const trailing = fc.oneof(byteArray(64), fc.constantFrom(latin1("USER alice\r\n"), latin1("\r\n"), latin1("\n"), latin1("PROXY UNKNOWN\r\n"), SIGNATURE));
+const trailing = fc.oneof(byteArray(64), fc.constantFrom(latin1("USER alice\r\n"), latin1("\r\n"), latin1("\n"), latin1("PROXY UNKNOWN\r\n"), V2_SIGNATURE));
 
 /** How short the reads come back, in turn: often not at all. */
 const shortReads = fc.oneof(fc.constant([] as number[]), fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 40 }));
@@ -176,7 +163,7 @@ const v2ish = fc
     byteArray(300),
   )
   .map(([damage, versionCommand, familyTransport, length, body]) => {
-    const signature = [...SIGNATURE];
+    const signature = [...V2_SIGNATURE];
     if (damage !== null) signature[damage[0]] = damage[1];
     return [...signature, versionCommand, familyTransport, ...u16(length), ...body];
   });

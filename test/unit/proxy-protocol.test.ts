@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../src/core/config.ts";
 import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep, type ProxyHeader, type ProxyStep } from "../../src/core/proxy-protocol.ts";
+import { LOCAL, LOCAL_COMMAND, PROXY, V2_SIGNATURE, proxied, u16, v2 } from "../proxy-headers.ts";
 
 /** The bytes of a string, one byte per character (latin1). */
 const bin = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, "latin1"));
 const join = (...parts: (Uint8Array | readonly number[])[]): Uint8Array => Uint8Array.from(parts.flatMap((part) => [...part]));
-const u16 = (n: number): number[] => [n >> 8, n & 0xff];
 
 const LF = 0x0a;
 const CLIENT = bin("USER alice\r\n");
@@ -65,20 +65,6 @@ function refusal(header: Uint8Array): string {
   return (reading.last as { reason: string }).reason;
 }
 
-const proxied = (family: "tcp4" | "tcp6", sourceIp: string, sourcePort: number, destinationIp: string, destinationPort: number): ProxyHeader => ({
-  kind: "proxied",
-  family,
-  source: { ip: sourceIp, port: sourcePort },
-  destination: { ip: destinationIp, port: destinationPort },
-});
-const LOCAL: ProxyHeader = { kind: "local" };
-
-const SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
-/** A v2 header: signature, version/command, family/transport, length (the body's unless given), body. */
-const v2 = (versionCommand: number, familyTransport: number, body: readonly number[], length = body.length): Uint8Array =>
-  join(SIGNATURE, [versionCommand, familyTransport], u16(length), body);
-const PROXY = 0x21;
-const LOCAL_COMMAND = 0x20;
 /** 192.0.2.1:56324 -> 198.51.100.7:110 */
 const IPV4_BLOCK = [192, 0, 2, 1, 198, 51, 100, 7, ...u16(56324), ...u16(110)];
 /** 2001:db8::1:56324 -> 2001:db8:0:1::7:110 */
@@ -374,7 +360,7 @@ describe("v2", () => {
 });
 
 describe("v2 refusals", () => {
-  it.each(SIGNATURE.map((_, i) => i).slice(1))("refuses a signature wrong at byte %i, in the first read", (i) => {
+  it.each(V2_SIGNATURE.map((_, i) => i).slice(1))("refuses a signature wrong at byte %i, in the first read", (i) => {
     const header = v2(PROXY, 0x11, IPV4_BLOCK);
     header[i] = header[i]! ^ 0x20;
     const reading = readHeader(join(header, CLIENT));
@@ -493,41 +479,34 @@ describe("the environment tcpserver would have set", () => {
     expect(proxyEnvironment(LOCAL)).toEqual({});
   });
 
+  /** LOCALIP, LOCALPORT, REMOTEIP and REMOTEPORT after prefix (TCP or TCP6): these values, or each unset. */
+  const addressNames = (prefix: "TCP" | "TCP6", values?: { LOCALIP: string; LOCALPORT: string; REMOTEIP: string; REMOTEPORT: string }) =>
+    Object.fromEntries((["LOCALIP", "LOCALPORT", "REMOTEIP", "REMOTEPORT"] as const).map((name) => [`${prefix}${name}`, values?.[name]]));
+  /** Unset under any proxied header: what tcpserver found for the balancer's own connection. */
+  const BALANCER_NAMES_UNSET = {
+    TCPLOCALHOST: undefined,
+    TCPREMOTEHOST: undefined,
+    TCPREMOTEINFO: undefined,
+    TCP6LOCALHOST: undefined,
+    TCP6REMOTEHOST: undefined,
+    TCP6INTERFACE: undefined,
+  };
+
   it("sets the TCP* names for IPv4, and unsets the TCP6* ones and the names found for the balancer", () => {
+    const ipv4 = { LOCALIP: "198.51.100.7", LOCALPORT: "110", REMOTEIP: "192.0.2.1", REMOTEPORT: "56324" };
     expect(proxyEnvironment(proxied("tcp4", "192.0.2.1", 56324, "198.51.100.7", 110))).toStrictEqual({
-      TCPLOCALIP: "198.51.100.7",
-      TCPLOCALPORT: "110",
-      TCPREMOTEIP: "192.0.2.1",
-      TCPREMOTEPORT: "56324",
-      TCP6LOCALIP: undefined,
-      TCP6LOCALPORT: undefined,
-      TCP6REMOTEIP: undefined,
-      TCP6REMOTEPORT: undefined,
-      TCPLOCALHOST: undefined,
-      TCPREMOTEHOST: undefined,
-      TCPREMOTEINFO: undefined,
-      TCP6LOCALHOST: undefined,
-      TCP6REMOTEHOST: undefined,
-      TCP6INTERFACE: undefined,
+      ...addressNames("TCP", ipv4),
+      ...addressNames("TCP6"),
+      ...BALANCER_NAMES_UNSET,
     });
   });
 
   it("sets both the TCP* and the TCP6* names for IPv6, as ucspi-tcp6 does", () => {
+    const ipv6 = { LOCALIP: "2001:db8:0:1::7", LOCALPORT: "110", REMOTEIP: "2001:db8::1", REMOTEPORT: "56324" };
     expect(proxyEnvironment(proxied("tcp6", "2001:db8::1", 56324, "2001:db8:0:1::7", 110))).toStrictEqual({
-      TCPLOCALIP: "2001:db8:0:1::7",
-      TCPLOCALPORT: "110",
-      TCPREMOTEIP: "2001:db8::1",
-      TCPREMOTEPORT: "56324",
-      TCP6LOCALIP: "2001:db8:0:1::7",
-      TCP6LOCALPORT: "110",
-      TCP6REMOTEIP: "2001:db8::1",
-      TCP6REMOTEPORT: "56324",
-      TCPLOCALHOST: undefined,
-      TCPREMOTEHOST: undefined,
-      TCPREMOTEINFO: undefined,
-      TCP6LOCALHOST: undefined,
-      TCP6REMOTEHOST: undefined,
-      TCP6INTERFACE: undefined,
+      ...addressNames("TCP", ipv6),
+      ...addressNames("TCP6", ipv6),
+      ...BALANCER_NAMES_UNSET,
     });
   });
 
