@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -69,8 +70,31 @@ extern char **environ;
 /* How our launcher left SIGCHLD: we need it at its default to wait, the login program gets it back. */
 static struct sigaction launcher_sigchld;
 
-/* The file status flags (O_NONBLOCK) of each descriptor we inherited, as we found them. */
+/* The file status flags (O_NONBLOCK) of each descriptor we inherited, as we found them; -1 where none. */
 static int inherited_flags[DESCRIPTOR_SCAN];
+
+/*
+ * Finds the descriptors we inherited (below DESCRIPTOR_SCAN) and their
+ * flags: from /proc/self/fd where it is (a few system calls), else by
+ * asking each number (a thousand).
+ */
+static void find_inherited(void)
+{
+  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = -1;
+  DIR *listing = opendir("/proc/self/fd");
+  if (!listing) {
+    for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = fcntl(fd, F_GETFL);
+    return;
+  }
+  int own = dirfd(listing);
+  for (struct dirent *entry; (entry = readdir(listing));) {
+    char *end;
+    long fd = strtol(entry->d_name, &end, 10);
+    if (*end || end == entry->d_name || fd < 0 || fd >= DESCRIPTOR_SCAN || fd == own) continue;
+    inherited_flags[fd] = fcntl((int)fd, F_GETFL);
+  }
+  closedir(listing);
+}
 
 static const char TEMPORARY_REPLY[] = "-ERR [SYS/TEMP] unable to run qmail-popup\r\n";
 
@@ -363,8 +387,8 @@ static int introduce(struct buffer *b, int argc, char **argv)
   char text[24];
   const char *pid = decimal((long)getpid(), text);
   if (netstring(b, "pid", pid, strlen(pid))) return -1;
+  find_inherited();
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    inherited_flags[fd] = fcntl(fd, F_GETFL);
     if (inherited_flags[fd] == -1) continue;
     const char *number = decimal(fd, text);
     if (netstring(b, "open", number, strlen(number))) return -1;
