@@ -38,18 +38,16 @@ export async function serve(platform: Platform): Promise<never> {
     platform.writeControl(control, encodeEnd(status));
     return platform.exit(status);
   };
-  if (readConfig(introduction.args, introduction.env) === undefined) {
+  const received = readConfig(introduction.args, introduction.env);
+  if (received === undefined) {
     await platform.write(1, bytesOf(usage(VERSION)), platform.nowMs() + 10_000);
     return end(1);
   }
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
-  const proxied = introduction.env[PROXY_VARIABLE] ? await readProxyHeader(platform, end) : {};
-  const config = readConfig(introduction.args, { ...introduction.env, ...proxied })!;
+  const proxied = received.proxyHeader ? await readProxyHeader(platform, end) : {};
+  const config = received.proxyHeader ? readConfig(introduction.args, { ...introduction.env, ...proxied })! : received;
   return new Session(platform, await withUsableTls(platform, config, introduction.open), introduction, control, end, proxied).run();
 }
-
-/** Set (by tcprules, for the balancers' addresses only): a PROXY header comes first. */
-const PROXY_VARIABLE = "QMAIL_POPUP_PROXY";
 /** A balancer sends its header at once: a connection that does not is not from one. */
 const PROXY_HEADER_SECONDS = 10;
 

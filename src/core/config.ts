@@ -22,6 +22,8 @@ export interface Config {
   readonly implicitTls: boolean;
   /** The UCSPI-TLS descriptors sslserver -n named, where all three are given. */
   readonly ucspiTls: UcspiTlsDescriptors | undefined;
+  /** QMAIL_POPUP_PROXY set and not empty (by tcprules, for a balancer): a PROXY header comes first. */
+  readonly proxyHeader: boolean;
 }
 
 export interface UcspiTlsDescriptors {
@@ -173,5 +175,6 @@ export function readConfig(args: readonly string[], env: Environment): Config | 
     remoteHost: client.host,
     implicitTls: implicitTlsOf(env),
     ucspiTls: ucspiTlsOf(env),
+    proxyHeader: (env.QMAIL_POPUP_PROXY ?? "") !== "",
   };
 }

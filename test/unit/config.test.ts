@@ -27,7 +27,20 @@ describe("arguments", () => {
       remoteHost: "unknown",
       implicitTls: false,
       ucspiTls: undefined,
+      proxyHeader: false,
     });
+  });
+});
+
+describe("QMAIL_POPUP_PROXY", () => {
+  it.each([
+    [undefined, false],
+    ["", false],
+    ["1", true],
+    ["v2", true],
+  ])("%j: a PROXY header expected: %s", (value, expected) => {
+    const env = value === undefined ? {} : { QMAIL_POPUP_PROXY: value };
+    expect(readConfig(["mail.example.org", "checkpassword"], env)!.proxyHeader).toBe(expected);
   });
 });
 
