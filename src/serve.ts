@@ -83,14 +83,16 @@ async function readProxyHeader(platform: Platform, end: (status: 1) => never): P
  */
 function readIntroduction(platform: Platform, control: number): Introduction {
   const reader = new IntroductionReader();
-  const chunk = new Uint8Array(65536);
+  // Most introductions fit one read; a small buffer is less for the runtime to allocate before the greeting.
+  const chunk = new Uint8Array(8192);
   let pending: Uint8Array = new Uint8Array(0);
   let total = 0;
   for (;;) {
     const got = platform.readControl(control, chunk);
     total += got;
     if (got <= 0 || total > INTRODUCTION_LIMIT) throw new Error("the front's introduction is cut short or too long");
-    pending = concatBytes([pending, chunk.subarray(0, got)]);
+    // What is left of an item read in part is copied out: the next read reuses the chunk.
+    pending = pending.length === 0 ? chunk.subarray(0, got) : concatBytes([pending, chunk.subarray(0, got)]);
     for (;;) {
       const colon = pending.indexOf(0x3a);
       const length = netstringLength(colon < 0 ? pending : pending.subarray(0, colon + 1));
@@ -103,6 +105,7 @@ function readIntroduction(platform: Platform, control: number): Introduction {
       pending = pending.subarray(colon + 1 + length);
       if (taken !== "more") return taken;
     }
+    if (pending.buffer === chunk.buffer) pending = concatBytes([pending]);
   }
 }
 

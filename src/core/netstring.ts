@@ -2,7 +2,7 @@
 // (src/front/qmail-popup.c) talk on the control socket. Each one holds
 // `key=value`.
 
-import { bytesOf, concatBytes } from "./bytes.ts";
+import { byteString, bytesOf, concatBytes } from "./bytes.ts";
 
 /** One netstring holding `key=value`; value may be any bytes (a password). */
 export function encodeNetstring(key: string, value: Uint8Array | string = ""): Uint8Array {
@@ -24,7 +24,7 @@ const LENGTH_DIGITS = 9;
 export function netstringLength(head: Uint8Array): number | "more" | "malformed" {
   for (let i = 0; i < head.length; i++) {
     const byte = head[i]!;
-    if (byte === 0x3a) return i === 0 ? "malformed" : Number(String.fromCharCode(...head.subarray(0, i))) + 1;
+    if (byte === 0x3a) return i === 0 ? "malformed" : Number(byteString(head.subarray(0, i))) + 1;
     if (byte < 0x30 || byte > 0x39 || i >= LENGTH_DIGITS) return "malformed";
   }
   return "more";
@@ -36,5 +36,5 @@ export function netstringItem(bodyAndComma: Uint8Array): NetstringItem | "malfor
   const body = bodyAndComma.subarray(0, bodyAndComma.length - 1);
   const equals = body.indexOf(0x3d);
   if (equals < 0) return "malformed";
-  return { key: String.fromCharCode(...body.subarray(0, equals)), value: body.subarray(equals + 1) };
+  return { key: byteString(body.subarray(0, equals)), value: body.subarray(equals + 1) };
 }

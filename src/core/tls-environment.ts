@@ -1,6 +1,8 @@
 // sslserver's answer on SSLCTLFD after `Y`: `NAME=value\0` pairs ended by
 // an extra `\0`. The SSL_* ones are added to the subprogram's environment.
 
+import { byteString } from "./bytes.ts";
+
 /** The longest answer read: sslserver's is a few hundred bytes (certificates aside). */
 export const TLS_ANSWER_LIMIT = 65536;
 
@@ -16,7 +18,7 @@ export function parseTlsEnvironment(answer: Uint8Array): Record<string, string> 
   let start = 0;
   for (let i = 0; i < answer.length; i++) {
     if (answer[i] !== 0) continue;
-    const pair = String.fromCharCode(...answer.subarray(start, i));
+    const pair = byteString(answer.subarray(start, i));
     start = i + 1;
     const equals = pair.indexOf("=");
     if (equals < 0) continue;
