@@ -232,7 +232,6 @@ class Session {
       output: this.channel.output,
       credentials,
       environment: { ...this.proxied, ...this.tlsEnvironment },
-      replies: Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, OUTCOMES[kind].reply])) as Record<OutcomeKind, string | undefined>,
       lines: this.introduction.open.has(LOG_FD) ? (Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, lineFor(kind)])) as Record<OutcomeKind, string>) : undefined,
       timeoutSeconds: this.config.timeoutSeconds,
     });

@@ -4,9 +4,9 @@
 // when a login is to run, with the plan: descriptors, credentials, the
 // variables to add, and the reply and log line for each outcome.
 
-import { byteString, bytesOf, concatBytes } from "./bytes.ts";
+import { byteString, concatBytes } from "./bytes.ts";
 import { encodeNetstring, type NetstringItem } from "./netstring.ts";
-import { OUTCOME_KINDS, type OutcomeKind } from "./outcome.ts";
+import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./outcome.ts";
 
 export interface Introduction {
   /** The front's pid: the one tcpserver logs, the greeting's and the log's. */
@@ -74,14 +74,12 @@ export interface Plan {
    * undefined removes it (what a PROXY header made wrong).
    */
   readonly environment: Readonly<Record<string, string | undefined>>;
-  /** The reply for each outcome (none for accept). */
-  readonly replies: Readonly<Record<OutcomeKind, string | undefined>>;
   /** The fd-5 line for each outcome; none where fd 5 is closed. */
   readonly lines: Readonly<Record<OutcomeKind, string>> | undefined;
   readonly timeoutSeconds: number;
 }
 
-/** The plan as the front reads it; `run` last, so a plan cut short is never run. */
+/** The plan as the front reads it, with the reply for each outcome (src/core/outcome.ts); `run` last, so a plan cut short is never run. */
 export function encodePlan(plan: Plan): Uint8Array {
   const items = [
     encodeNetstring("input", String(plan.input)),
@@ -93,7 +91,7 @@ export function encodePlan(plan: Plan): Uint8Array {
     ),
   ];
   for (const kind of OUTCOME_KINDS) {
-    const reply = plan.replies[kind];
+    const reply = OUTCOMES[kind].reply;
     if (reply !== undefined) items.push(encodeNetstring(`reply-${kind}`, reply));
     if (plan.lines !== undefined) items.push(encodeNetstring(`log-${kind}`, plan.lines[kind]));
   }
@@ -111,5 +109,5 @@ export function encodeEnd(status: 0 | 1): Uint8Array {
 
 /** Where the session now writes (after STLS), so that the front can say so if the runtime dies. */
 export function encodeOutputNotice(output: number): Uint8Array {
-  return encodeNetstring("output", bytesOf(String(output)));
+  return encodeNetstring("output", String(output));
 }
