@@ -510,18 +510,8 @@ static enum outcome run_login(char **argv, struct plan *plan)
   ssize_t got;
   while ((got = read(report[0], &error, sizeof error)) == -1 && errno == EINTR) {}
   close(report[0]);
-  if (got != sizeof error) {
-    /* exec happened: the pipe closed unwritten. The credentials go in whole or not at all. */
-    const char *p = plan->credentials;
-    size_t left = plan->credentials_length;
-    while (left > 0) {
-      ssize_t w = write(credentials[1], p, left);
-      if (w == -1 && errno == EINTR) continue;
-      if (w <= 0) break;
-      p += w;
-      left -= (size_t)w;
-    }
-  }
+  /* exec happened (the report pipe closed unwritten): the credentials, as far as the program reads them. */
+  if (got != sizeof error) write_all(credentials[1], plan->credentials, plan->credentials_length, plan->timeout);
   close(credentials[1]);
   wipe((void *)plan->credentials, plan->credentials_length);
   int status;
