@@ -95,11 +95,16 @@ dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
 
 # Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
 # under a run script's softlimit -m, where nothing linked with the C library loads.
-test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d
+test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d dist/test-fixtures/plan-runtime
 
 dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
 	@mkdir -p $(dir $@)
 	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
+# A stand-in qmail-popup-runtime that sends the plan in the file `plan` beside it (test/e2e/plan.test.ts).
+dist/test-fixtures/plan-runtime: test/fixtures/static/plan-runtime.c src/version.ts
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -DVERSION='"$(VERSION)"' -o $@ $<
 
 dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
 	@mkdir -p $(dir $@)

@@ -6,7 +6,7 @@
 import { allocateBytes, bytesOf, concatBytes } from "./core/bytes.ts";
 import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
 import { readConfig, type Config, type Environment } from "./core/config.ts";
-import { IntroductionReader, encodeEnd, encodeOutputNotice, encodePlan, type Introduction } from "./core/front.ts";
+import { ALIVE, IntroductionReader, encodeEnd, encodeOutputNotice, encodePlan, encodeVersion, type Introduction, type VersionQuery } from "./core/front.ts";
 import { LineReader, type LineEvent } from "./core/line-reader.ts";
 import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep } from "./core/proxy-protocol.ts";
 import { formatLogLine } from "./core/log.ts";
@@ -33,19 +33,24 @@ export async function serve(platform: Platform): Promise<never> {
     return platform.exit(RUNTIME_FAILURE_STATUS);
   }
   const introduction = readIntroduction(platform, control);
+  // Our version first, before a byte to the client: the front compares it
+  // with its own, and on a mismatch says so on fd 2 and answers the client.
+  platform.writeControl(control, encodeVersion(VERSION));
+  if ("query" in introduction) return platform.exit(0);
+  if (introduction.version !== VERSION) return platform.exit(RUNTIME_FAILURE_STATUS);
   // Every deliberate end is announced to the front; any other end of ours is a failure it reports.
   const end = (status: 0 | 1): never => {
     platform.writeControl(control, encodeEnd(status));
     return platform.exit(status);
   };
-  const received = readConfig(introduction.args, introduction.env);
+  const received = readConfig(introduction.args, introduction.env, introduction.timeoutSeconds);
   if (received === undefined) {
     await platform.write(1, bytesOf(usage(VERSION)), platform.nowMs() + 10_000);
     return end(1);
   }
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
-  const proxied = received.proxyHeader ? await readProxyHeader(platform, end) : {};
-  const config = received.proxyHeader ? readConfig(introduction.args, { ...introduction.env, ...proxied })! : received;
+  const proxied = received.proxyHeader ? await readProxyHeader(platform, control, end) : {};
+  const config = received.proxyHeader ? readConfig(introduction.args, { ...introduction.env, ...proxied }, introduction.timeoutSeconds)! : received;
   return new Session(platform, await withUsableTls(platform, config, introduction.open), introduction, control, end, proxied).run();
 }
 /** A balancer sends its header at once: a connection that does not is not from one. */
@@ -56,7 +61,8 @@ const PROXY_HEADER_SECONDS = 10;
  * follows is the client's. Anything malformed, cut short or slow ends the
  * connection without a greeting, the reason on fd 2.
  */
-async function readProxyHeader(platform: Platform, end: (status: 1) => never): Promise<Environment> {
+async function readProxyHeader(platform: Platform, control: number, end: (status: 1) => never): Promise<Environment> {
+  platform.writeControl(control, ALIVE);
   const deadline = platform.nowMs() + PROXY_HEADER_SECONDS * 1000;
   const received = new Uint8Array(PROXY_HEADER_LIMIT);
   let length = 0;
@@ -81,7 +87,7 @@ async function readProxyHeader(platform: Platform, end: (status: 1) => never): P
  * Reads what the front says first, whole: it says nothing more until we
  * answer, so reading ahead takes nothing that is not the introduction.
  */
-function readIntroduction(platform: Platform, control: number): Introduction {
+function readIntroduction(platform: Platform, control: number): Introduction | VersionQuery {
   const reader = new IntroductionReader();
   // Most introductions fit one read; a small buffer is less for the runtime to allocate before the greeting.
   const chunk = new Uint8Array(8192);
@@ -102,6 +108,8 @@ function readIntroduction(platform: Platform, control: number): Introduction {
       if (item === "malformed") throw new Error("the front's introduction is malformed");
       const taken = reader.take(item);
       if (taken === "malformed") throw new Error("the front's introduction is malformed");
+      if (taken === "unversioned")
+        throw new Error(`the front (qmail-popup) said no version first: it is not qmail-popup ${VERSION}: install qmail-popup and qmail-popup-runtime from one release`);
       pending = pending.subarray(colon + 1 + length);
       if (taken !== "more") return taken;
     }
@@ -151,7 +159,9 @@ class Session {
     }
   }
 
+  /** Each wait starts here: the front hears we are alive, so that it ends us only when we are not. */
   private deadline(): number {
+    this.platform.writeControl(this.control, ALIVE);
     return this.platform.nowMs() + this.config.timeoutSeconds * 1000;
   }
 
@@ -233,7 +243,6 @@ class Session {
       credentials,
       environment: { ...this.proxied, ...this.tlsEnvironment },
       lines: this.introduction.open.has(LOG_FD) ? (Object.fromEntries(OUTCOME_KINDS.map((kind) => [kind, lineFor(kind)])) as Record<OutcomeKind, string>) : undefined,
-      timeoutSeconds: this.config.timeoutSeconds,
     });
     credentials.fill(0);
     // The front reads while we write: this returns once the plan is with it, or it is gone.

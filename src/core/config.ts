@@ -12,7 +12,7 @@ export interface Config {
   /** POP3AUTH names CRAM-MD5 (it needs a checkpassword that verifies it). */
   readonly cramMd5: boolean;
   readonly stls: StlsMode;
-  /** Idle timeout for each line read and each write, in seconds. */
+  /** Idle timeout for each line read and each write, in seconds: POP3TIMEOUT as the front read it (the one parse, src/front/qmail-popup.c). */
   readonly timeoutSeconds: number;
   /** The client's address, from the launcher's environment (see clientOf); `unknown` where none is given. */
   readonly remoteIp: string;
@@ -54,12 +54,6 @@ export function cramMd5Of(pop3auth: string | undefined): boolean {
 export function stlsModeOf(ucspitls: string | undefined): StlsMode {
   if (ucspitls === undefined || ucspitls === "-") return "off";
   return ucspitls === "!" ? "required" : "offered";
-}
-
-export function timeoutOf(pop3timeout: string | undefined): number {
-  if (pop3timeout === undefined || !/^[0-9]+$/.test(pop3timeout)) return DEFAULT_TIMEOUT_SECONDS;
-  const seconds = Number(pop3timeout);
-  return seconds > 0 ? seconds : DEFAULT_TIMEOUT_SECONDS;
 }
 
 function descriptorOf(value: string | undefined): number | undefined {
@@ -159,8 +153,12 @@ export function implicitTlsOf(env: Environment): boolean {
   return firstSet(env, "TCP6LOCALPORT", "TCPLOCALPORT", "SSLLOCALPORT") === "995";
 }
 
-/** Returns undefined when the arguments are missing (the caller prints usage). */
-export function readConfig(args: readonly string[], env: Environment): Config | undefined {
+/**
+ * Returns undefined when the arguments are missing (the caller prints
+ * usage). POP3TIMEOUT is not read here: the front parses it and passes
+ * timeoutSeconds in its introduction.
+ */
+export function readConfig(args: readonly string[], env: Environment, timeoutSeconds: number = DEFAULT_TIMEOUT_SECONDS): Config | undefined {
   const [hostname, ...subprogram] = args;
   if (hostname === undefined || subprogram.length === 0) return undefined;
   const client = clientOf(env);
@@ -170,7 +168,7 @@ export function readConfig(args: readonly string[], env: Environment): Config | 
     apop: apopModeOf(env.POP3AUTH),
     cramMd5: cramMd5Of(env.POP3AUTH),
     stls: stlsModeOf(env.UCSPITLS),
-    timeoutSeconds: timeoutOf(env.POP3TIMEOUT),
+    timeoutSeconds,
     remoteIp: client.ip,
     remoteHost: client.host,
     implicitTls: implicitTlsOf(env),

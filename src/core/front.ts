@@ -1,14 +1,20 @@
 // What the runtime and the front (src/front/qmail-popup.c) say to each
-// other. The front introduces itself: its pid, the descriptors it
-// inherited, its arguments and environment, as bytes. The runtime answers,
-// when a login is to run, with the plan: descriptors, credentials, the
-// variables to add, and the reply and log line for each outcome.
+// other, as doc/control-protocol.md writes it down. The front introduces
+// itself: its version, POP3TIMEOUT as it read it, its pid, the descriptors
+// it inherited, its arguments and environment, as bytes. The runtime
+// answers with its version, says it is alive at each wait, and, when a
+// login is to run, sends the plan: descriptors, credentials, the variables
+// to add, and the reply and log line for each outcome.
 
 import { byteString, concatBytes } from "./bytes.ts";
 import { encodeNetstring, type NetstringItem } from "./netstring.ts";
 import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./outcome.ts";
 
 export interface Introduction {
+  /** The front's release: the session runs only where it is ours. */
+  readonly version: string;
+  /** POP3TIMEOUT, as the front read it (the one parse): each wait for the client. */
+  readonly timeoutSeconds: number;
   /** The front's pid: the one tcpserver logs, the greeting's and the log's. */
   readonly pid: number;
   /** Descriptors the front inherited from its parent. */
@@ -19,17 +25,47 @@ export interface Introduction {
   readonly env: Readonly<Record<string, string>>;
 }
 
-/** Builds the introduction from its items, in order; undefined until `end`, or if malformed. */
+/** `qmail-popup --version`: the front asks only for our version. */
+export interface VersionQuery {
+  readonly query: "version";
+  readonly version: string;
+}
+
+/** The most POP3TIMEOUT the front passes: each deadline in milliseconds fits 31 bits. */
+export const MAXIMUM_TIMEOUT_SECONDS = 2147483;
+
+/** Builds the introduction from its items, in order; `version` first; undefined until `end`, or if malformed. */
 export class IntroductionReader {
+  private version: string | undefined;
+  private timeoutSeconds: number | undefined;
   private pid: number | undefined;
   private readonly open = new Set<number>();
   private readonly args: string[] = [];
   private readonly env: Record<string, string> = Object.create(null);
 
-  /** Takes one item; the introduction once it is complete, "more" before, "malformed" if not ours. */
-  take(item: NetstringItem): Introduction | "more" | "malformed" {
+  /**
+   * Takes one item; the introduction (or the version query) once it is
+   * complete, "more" before, "unversioned" if the first item is not the
+   * front's version, "malformed" if not ours.
+   */
+  take(item: NetstringItem): Introduction | VersionQuery | "more" | "unversioned" | "malformed" {
     const text = byteString(item.value);
+    if (this.version === undefined) {
+      if (item.key !== "version") return "unversioned";
+      this.version = text;
+      return "more";
+    }
     switch (item.key) {
+      case "query":
+        if (text !== "version" || this.pid !== undefined || this.timeoutSeconds !== undefined) return "malformed";
+        return { query: "version", version: this.version };
+      case "timeout": {
+        if (!/^[0-9]{1,7}$/.test(text) || this.timeoutSeconds !== undefined) return "malformed";
+        const seconds = Number(text);
+        if (seconds < 1 || seconds > MAXIMUM_TIMEOUT_SECONDS) return "malformed";
+        this.timeoutSeconds = seconds;
+        return "more";
+      }
       case "pid":
       case "open": {
         if (!/^[0-9]{1,9}$/.test(text)) return "malformed";
@@ -47,8 +83,8 @@ export class IntroductionReader {
         return "more";
       }
       case "end":
-        if (this.pid === undefined) return "malformed";
-        return { pid: this.pid, open: this.open, args: this.args, env: this.env };
+        if (this.pid === undefined || this.timeoutSeconds === undefined) return "malformed";
+        return { version: this.version, timeoutSeconds: this.timeoutSeconds, pid: this.pid, open: this.open, args: this.args, env: this.env };
       default:
         return "malformed";
     }
@@ -69,7 +105,6 @@ export interface Plan {
   readonly environment: Readonly<Record<string, string | undefined>>;
   /** The fd-5 line for each outcome; none where fd 5 is closed. */
   readonly lines: Readonly<Record<OutcomeKind, string>> | undefined;
-  readonly timeoutSeconds: number;
 }
 
 /** The plan as the front reads it, with the reply for each outcome (src/core/outcome.ts); `run` last, so a plan cut short is never run. */
@@ -77,7 +112,6 @@ export function encodePlan(plan: Plan): Uint8Array {
   const items = [
     encodeNetstring("input", String(plan.input)),
     encodeNetstring("output", String(plan.output)),
-    encodeNetstring("timeout", String(plan.timeoutSeconds)),
     encodeNetstring("credentials", plan.credentials),
     ...Object.entries(plan.environment).map(([name, value]) =>
       value === undefined ? encodeNetstring("unset", name) : encodeNetstring("env", `${name}=${value}`),
@@ -104,3 +138,11 @@ export function encodeEnd(status: 0 | 1): Uint8Array {
 export function encodeOutputNotice(output: number): Uint8Array {
   return encodeNetstring("output", String(output));
 }
+
+/** Our first item back, before a byte to the client: the front compares it with its own. */
+export function encodeVersion(version: string): Uint8Array {
+  return encodeNetstring("version", version);
+}
+
+/** Said at each wait for the client or the log: a runtime silent far longer is wedged, and the front ends it. */
+export const ALIVE: Uint8Array = encodeNetstring("alive");

@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,11 +60,30 @@
 __attribute__((used)) static const char IDENTITY[] = "qmail-popup " VERSION;
 /* Next to this program: the runtime (a Bun binary, a Node SEA, or a script). */
 #define RUNTIME_NAME "qmail-popup-runtime"
-/* The most the runtime may say: credentials, SSL_* variables, replies, lines. */
-#define MESSAGE_LIMIT (1024 * 1024)
+/*
+ * The bounds of what the runtime may say (doc/control-protocol.md): the
+ * plan whole, and each of its items. A name or a secret comes from one
+ * client line, and the runtime reads none longer than 2048 bytes
+ * (SASL_RESPONSE_LIMIT, src/core/sasl.ts); the fd-5 line holds the name
+ * escaped, at most four bytes for one; an SSL_* value fits sslserver's
+ * answer (TLS_ANSWER_LIMIT, src/core/tls-environment.ts).
+ */
+#define MESSAGE_LIMIT (256 * 1024)
+#define CREDENTIAL_FIELD_LIMIT 2048
+#define REPLY_LIMIT 512
+#define LOG_LINE_LIMIT 16384
+#define VARIABLE_NAME_LIMIT 128
+#define VARIABLE_VALUE_LIMIT 65536
+#define VARIABLE_LIMIT 256
 /* Descriptors 0 to this one less are looked at, for the runtime's list and their flags. */
 #define DESCRIPTOR_SCAN 1024
+/* POP3TIMEOUT: unset, empty, not digits or 0 gives the default; above the maximum, the maximum (milliseconds fit 31 bits). */
 #define DEFAULT_TIMEOUT 1200
+#define MAXIMUM_TIMEOUT 2147483
+/* A runtime that says nothing this long beyond two timeouts is wedged (its longest quiet wait is one timeout, or the PROXY header's 10 seconds). */
+#define WEDGE_MARGIN 10
+/* How long `qmail-popup --version` waits for the runtime to say its version. */
+#define VERSION_QUERY_SECONDS 30
 
 extern char **environ;
 
@@ -185,34 +205,52 @@ static int netstring(struct buffer *b, const char *key, const char *value, size_
   return 0;
 }
 
-/* The next netstring of b at *at: its bytes in *item, *length. -1 if malformed or short. */
+/* The next netstring of b at *at: 1 with its bytes in *item, *length; 0 if it is not all there yet; -1 if malformed. */
 static int next_netstring(const struct buffer *b, size_t *at, const char **item, size_t *length)
 {
   size_t n = 0, i = *at;
-  if (i >= b->length) return -1;
   for (; i < b->length && b->bytes[i] >= '0' && b->bytes[i] <= '9'; i++) {
-    if (n > MESSAGE_LIMIT) return -1;
+    if (i > *at && b->bytes[*at] == '0') return -1;
     n = n * 10 + (size_t)(b->bytes[i] - '0');
+    if (n > MESSAGE_LIMIT) return -1;
   }
-  if (i == *at || i >= b->length || b->bytes[i] != ':') return -1;
+  if (i == b->length) return 0;
+  if (i == *at || b->bytes[i] != ':') return -1;
   i++;
-  if (n > b->length - i || i + n >= b->length || b->bytes[i + n] != ',') return -1;
+  if (b->length - i < n + 1) return 0;
+  if (b->bytes[i + n] != ',') return -1;
   *item = b->bytes + i;
   *length = n;
   *at = i + n + 1;
-  return 0;
+  return 1;
 }
 
 /* --- the plan the runtime sends ----------------------------------------- */
 
+/*
+ * doc/control-protocol.md is the contract; this reader keeps it. The
+ * runtime is not trusted: whatever it says that the contract does not
+ * allow ends the session with TEMPORARY_REPLY, the login program unrun.
+ */
+
 enum outcome { ACCEPT, FAIL, TEMPORARY, CRASH, UNRUNNABLE, OUTCOMES };
 static const char *const OUTCOME_NAMES[OUTCOMES] = { "accept", "fail", "temporary", "crash", "unrunnable" };
 
+/* Where the runtime is in what it says: its version first, then the session, then the plan or its end. */
+enum phase { VERSION_FIRST, SESSION, PLAN, SAID };
+
 struct plan {
+  enum phase phase;
   int complete;
   /* The runtime's own end, announced: 0 after QUIT, 1 after a refusal, a timeout, a hang-up; -1 if none. */
   int end;
+  /* STLS was announced: the session is on the TLS pair our SSLREADFD and SSLWRITEFD name. */
+  int tls;
+  /* Where the client is written to: 1, or SSLWRITEFD after the runtime's STLS notice. */
+  int client;
   int input, output;
+  int has_output;
+  /* POP3TIMEOUT, as we read it: each wait for the client or the log. */
   int timeout;
   const char *credentials;
   size_t credentials_length;
@@ -234,57 +272,247 @@ static int has_key(const char *item, size_t length, const char *key, const char 
   return 1;
 }
 
-static int number(const char *v, size_t n, int *out)
+/* A descriptor number as we write them: decimal, no sign, no leading zero, below DESCRIPTOR_SCAN. */
+static int descriptor(const char *v, size_t n, int *out)
 {
   long x = 0;
-  if (n == 0 || n > 9) return -1;
+  if (n == 0 || n > 4 || (n > 1 && v[0] == '0')) return -1;
   for (size_t i = 0; i < n; i++) {
     if (v[i] < '0' || v[i] > '9') return -1;
     x = x * 10 + (v[i] - '0');
   }
+  if (x >= DESCRIPTOR_SCAN) return -1;
   *out = (int)x;
   return 0;
 }
 
-/* Reads what the runtime says, in order; a later `output=` (after STLS) replaces an earlier one. */
-static int read_plan(const struct buffer *said, struct plan *plan)
+/* One of our descriptors our environment names (SSLREADFD, SSLWRITEFD) and we inherited; -1 if none. */
+static int inherited_named(const char *name)
 {
-  size_t at = 0;
-  const char *item, *v;
-  size_t length, n;
-  char key[32];
-  while (at < said->length) {
-    if (next_netstring(said, &at, &item, &length)) return -1;
-    if (has_key(item, length, "input", &v, &n)) { if (number(v, n, &plan->input)) return -1; continue; }
-    if (has_key(item, length, "output", &v, &n)) { if (number(v, n, &plan->output)) return -1; continue; }
-    if (has_key(item, length, "timeout", &v, &n)) { if (number(v, n, &plan->timeout)) return -1; continue; }
-    if (has_key(item, length, "credentials", &v, &n)) { plan->credentials = v; plan->credentials_length = n; continue; }
-    int set = has_key(item, length, "env", &v, &n);
-    if (set || has_key(item, length, "unset", &v, &n)) {
-      if (n == 0 || memchr(v, 0, n) || (set ? !memchr(v, '=', n) : memchr(v, '=', n) != NULL)) return -1;
-      char **grown = realloc(plan->variables, (plan->variable_count + 1) * sizeof *grown);
-      if (!grown) return -1;
-      plan->variables = grown;
-      if (!(grown[plan->variable_count] = malloc(n + 1))) return -1;
-      memcpy(grown[plan->variable_count], v, n);
-      grown[plan->variable_count++][n] = 0;
-      continue;
-    }
-    if (has_key(item, length, "run", &v, &n)) { plan->complete = 1; continue; }
-    if (has_key(item, length, "end", &v, &n)) {
-      if (number(v, n, &plan->end) || plan->end > 1) return -1;
-      continue;
-    }
-    int known = 0;
-    for (int o = 0; o < OUTCOMES && !known; o++) {
-      strcpy(key, "reply-"); strcat(key, OUTCOME_NAMES[o]);
-      if (has_key(item, length, key, &v, &n)) { plan->reply[o] = v; plan->reply_length[o] = n; known = 1; }
-      strcpy(key, "log-"); strcat(key, OUTCOME_NAMES[o]);
-      if (!known && has_key(item, length, key, &v, &n)) { plan->line[o] = v; plan->line_length[o] = n; known = 1; }
-    }
-    if (!known) return -1;
-  }
+  const char *v = getenv(name);
+  int fd;
+  if (!v || descriptor(v, strlen(v), &fd) || inherited_flags[fd] == -1) return -1;
+  return fd;
+}
+
+static int has_byte(const char *v, size_t n, char c) { return memchr(v, c, n) != NULL; }
+
+/* The fixed set a PROXY header may change (src/core/proxy-protocol.ts): the first eight set or unset, the rest unset. */
+static const char *const PROXY_NAMES[] = {
+  "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT",
+  "TCP6LOCALIP", "TCP6LOCALPORT", "TCP6REMOTEIP", "TCP6REMOTEPORT",
+  "TCPLOCALHOST", "TCPREMOTEHOST", "TCPREMOTEINFO", "TCP6LOCALHOST", "TCP6REMOTEHOST", "TCP6INTERFACE",
+};
+#define PROXY_SETTABLE 8
+
+static int proxy_name(const char *name, size_t n, size_t among)
+{
+  for (size_t i = 0; i < among; i++)
+    if (strlen(PROXY_NAMES[i]) == n && memcmp(PROXY_NAMES[i], name, n) == 0) return 1;
   return 0;
+}
+
+/* An IPv4 or IPv6 address as text, as inet_pton(3) reads it. */
+static int address(const char *v, size_t n)
+{
+  char text[64];
+  unsigned char binary[16];
+  if (n == 0 || n >= sizeof text) return 0;
+  memcpy(text, v, n);
+  text[n] = 0;
+  return inet_pton(AF_INET, text, binary) == 1 || inet_pton(AF_INET6, text, binary) == 1;
+}
+
+/* A port: decimal, no leading zero, at most 65535. */
+static int port(const char *v, size_t n)
+{
+  long x = 0;
+  if (n == 0 || n > 5 || (n > 1 && v[0] == '0')) return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return 0;
+    x = x * 10 + (v[i] - '0');
+  }
+  return x <= 65535;
+}
+
+/* Why an env= or unset= item is refused, or NULL: see doc/control-protocol.md, "The plan". */
+static const char *refused_variable(const struct plan *plan, const char *v, size_t n, int set)
+{
+  size_t name = set ? (size_t)((const char *)memchr(v, '=', n) - v) : n;
+  if (set && !has_byte(v, n, '=')) return "an env item without =";
+  if (name == 0) return "an empty variable name";
+  if (name > VARIABLE_NAME_LIMIT) return "a variable name too long";
+  for (size_t i = 0; i < name; i++)
+    if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_')) return "a variable name not of A-Z, 0-9, _";
+  const char *value = v + name + 1;
+  size_t value_length = set ? n - name - 1 : 0;
+  if (has_byte(value, value_length, 0) || has_byte(value, value_length, '\r') || has_byte(value, value_length, '\n'))
+    return "a variable value with NUL, CR or LF";
+  if (value_length > VARIABLE_VALUE_LIMIT) return "a variable value too long";
+  if (plan->variable_count >= VARIABLE_LIMIT) return "too many variables";
+  for (size_t i = 0; i < plan->variable_count; i++)
+    if (strncmp(plan->variables[i], v, name) == 0 && (plan->variables[i][name] == '=' || plan->variables[i][name] == 0))
+      return "a variable named twice";
+  if (set && name > 4 && memcmp(v, "SSL_", 4) == 0) return plan->tls ? NULL : "an SSL_ variable without STLS";
+  const char *proxy = getenv("QMAIL_POPUP_PROXY");
+  if (!proxy_name(v, name, set ? PROXY_SETTABLE : sizeof PROXY_NAMES / sizeof PROXY_NAMES[0]))
+    return set ? "a variable the session may not set" : "a variable the session may not unset";
+  if (!proxy || !*proxy) return "a TCP variable without QMAIL_POPUP_PROXY";
+  if (set && v[name - 1] == 'P' && !address(value, value_length)) return "a TCP address that is not an IP address";
+  if (set && v[name - 1] == 'T' && !port(value, value_length)) return "a TCP port that is not a port";
+  return NULL;
+}
+
+/* Why the credentials are refused, or NULL: name\0secret\0<PID.TIME@HOST>\0, our pid and our argv[1]. */
+static const char *refused_credentials(const char *v, size_t n, const char *host)
+{
+  const char *first = memchr(v, 0, n);
+  if (!first) return "credentials without a NUL";
+  const char *second = memchr(first + 1, 0, n - (size_t)(first + 1 - v));
+  if (!second) return "credentials with one field";
+  const char *third = memchr(second + 1, 0, n - (size_t)(second + 1 - v));
+  if (!third) return "credentials with two fields";
+  if (third != v + n - 1) return "credentials with more than three fields";
+  if ((size_t)(first - v) > CREDENTIAL_FIELD_LIMIT) return "a name too long";
+  if ((size_t)(second - first - 1) > CREDENTIAL_FIELD_LIMIT) return "a secret too long";
+  const char *t = second + 1;
+  size_t tn = (size_t)(third - t);
+  char text[24];
+  const char *pid = decimal((long)getpid(), text);
+  size_t pn = strlen(pid), hn = strlen(host), digits = 0;
+  if (tn < 1 + pn + 1 || t[0] != '<' || memcmp(t + 1, pid, pn) != 0 || t[1 + pn] != '.') return "a timestamp not of our pid";
+  for (size_t i = 2 + pn; i < tn && t[i] >= '0' && t[i] <= '9'; i++) digits++;
+  if (digits == 0 || digits > 20) return "a timestamp without its time";
+  size_t at = 2 + pn + digits;
+  if (tn != at + 1 + hn + 1 || t[at] != '@' || memcmp(t + at + 1, host, hn) != 0 || t[tn - 1] != '>') return "a timestamp not of our hostname";
+  return NULL;
+}
+
+/* Why a reply (one line ending CRLF) or a log line (one line ending LF) is refused, or NULL. */
+static const char *refused_line(const char *v, size_t n, int reply)
+{
+  if (reply) {
+    if (n < 2 || n > REPLY_LIMIT) return "a reply empty or too long";
+    if (v[n - 2] != '\r' || v[n - 1] != '\n' || has_byte(v, n - 2, '\r') || has_byte(v, n - 2, '\n')) return "a reply not one line ending CRLF";
+    return NULL;
+  }
+  if (n < 1 || n > LOG_LINE_LIMIT) return "a log line empty or too long";
+  if (v[n - 1] != '\n' || has_byte(v, n - 1, '\n')) return "a log line not one line ending LF";
+  return NULL;
+}
+
+static int keep_variable(struct plan *plan, const char *v, size_t n)
+{
+  char **grown = realloc(plan->variables, (plan->variable_count + 1) * sizeof *grown);
+  if (!grown) return -1;
+  plan->variables = grown;
+  if (!(grown[plan->variable_count] = malloc(n + 1))) return -1;
+  memcpy(grown[plan->variable_count], v, n);
+  grown[plan->variable_count++][n] = 0;
+  return 0;
+}
+
+/* Why the runtime's version item is refused, in a line for fd 2, or NULL. */
+static char version_problem[256 + sizeof VERSION];
+
+/*
+ * Takes one item the runtime said: NULL, or why it is refused (never its
+ * value: it may hold a secret). The items point into the caller's buffer.
+ */
+static const char *take_item(struct plan *plan, const char *item, size_t length, const char *host)
+{
+  const char *v;
+  size_t n;
+  char key[32];
+  switch (plan->phase) {
+  case VERSION_FIRST:
+    if (!has_key(item, length, "version", &v, &n)) return "";
+    if (n != strlen(VERSION) || memcmp(v, VERSION, n) != 0) {
+      char theirs[64];
+      size_t i;
+      for (i = 0; i < n && i < sizeof theirs - 1; i++) theirs[i] = (v[i] > ' ' && v[i] < 127) ? v[i] : '?';
+      theirs[i] = 0;
+      strcpy(version_problem, "version mismatch: this qmail-popup is " VERSION ", its qmail-popup-runtime is ");
+      strcat(version_problem, theirs);
+      strcat(version_problem, ": install both from one release");
+      return version_problem;
+    }
+    plan->phase = SESSION;
+    return NULL;
+  case SESSION:
+    if (has_key(item, length, "alive", &v, &n)) return n ? "an alive item with a value" : NULL;
+    if (has_key(item, length, "end", &v, &n)) {
+      if (n != 1 || (v[0] != '0' && v[0] != '1')) return "an end item not 0 or 1";
+      plan->end = v[0] - '0';
+      plan->phase = SAID;
+      return NULL;
+    }
+    if (has_key(item, length, "output", &v, &n)) {
+      int fd, read_fd = inherited_named("SSLREADFD"), write_fd = inherited_named("SSLWRITEFD");
+      if (plan->tls) return "a second STLS notice";
+      if (descriptor(v, n, &fd) || read_fd == -1 || write_fd != fd) return "an STLS notice not naming our SSLWRITEFD";
+      plan->tls = 1;
+      plan->client = fd;
+      return NULL;
+    }
+    if (has_key(item, length, "input", &v, &n)) {
+      if (descriptor(v, n, &plan->input)) return "an input item not a descriptor";
+      plan->phase = PLAN;
+      return NULL;
+    }
+    if (has_key(item, length, "run", &v, &n)) return "run before the plan";
+    return "an unknown key";
+  case PLAN:
+    if (has_key(item, length, "output", &v, &n)) {
+      if (plan->has_output++) return "a second output item";
+      return descriptor(v, n, &plan->output) ? "an output item not a descriptor" : NULL;
+    }
+    if (has_key(item, length, "credentials", &v, &n)) {
+      if (plan->credentials) return "a second credentials item";
+      const char *why = refused_credentials(v, n, host);
+      if (why) return why;
+      plan->credentials = v;
+      plan->credentials_length = n;
+      return NULL;
+    }
+    {
+      int set = has_key(item, length, "env", &v, &n);
+      if (set || has_key(item, length, "unset", &v, &n)) {
+        const char *why = refused_variable(plan, v, n, set);
+        if (why) return why;
+        return keep_variable(plan, v, n) ? "a plan: out of memory" : NULL;
+      }
+    }
+    if (has_key(item, length, "run", &v, &n)) {
+      int tls_input = inherited_named("SSLREADFD"), tls_output = inherited_named("SSLWRITEFD");
+      if (n) return "a run item with a value";
+      if (!plan->has_output || !plan->credentials) return "a plan without output or credentials";
+      if (plan->tls ? (plan->input != tls_input || plan->output != tls_output) : (plan->input != 0 || plan->output != 1))
+        return plan->tls ? "descriptors other than our SSLREADFD and SSLWRITEFD" : "descriptors other than 0 and 1";
+      plan->complete = 1;
+      plan->phase = SAID;
+      return NULL;
+    }
+    for (int o = 0; o < OUTCOMES; o++) {
+      for (int reply = 1; reply >= 0; reply--) {
+        strcpy(key, reply ? "reply-" : "log-");
+        strcat(key, OUTCOME_NAMES[o]);
+        if (!has_key(item, length, key, &v, &n)) continue;
+        const char **where = reply ? &plan->reply[o] : &plan->line[o];
+        size_t *where_length = reply ? &plan->reply_length[o] : &plan->line_length[o];
+        if (*where) return reply ? "a second reply for one outcome" : "a second log line for one outcome";
+        const char *why = refused_line(v, n, reply);
+        if (why) return why;
+        *where = v;
+        *where_length = n;
+        return NULL;
+      }
+    }
+    return "an unknown key";
+  case SAID:
+    return plan->complete ? "an item after run" : "an item after end";
+  }
+  return "an unknown key";
 }
 
 /* --- the runtime --------------------------------------------------------- */
@@ -381,10 +609,26 @@ static void restore_inherited_flags(void)
   }
 }
 
-/* What we tell the runtime: our pid, which descriptors we inherited, our arguments and environment. */
-static int introduce(struct buffer *b, int argc, char **argv)
+/* POP3TIMEOUT, read here once: the runtime gets the number in the introduction. */
+static int timeout_of(const char *text)
+{
+  long seconds = 0;
+  if (!text || !*text) return DEFAULT_TIMEOUT;
+  for (const char *p = text; *p; p++) {
+    if (*p < '0' || *p > '9') return DEFAULT_TIMEOUT;
+    if (seconds <= MAXIMUM_TIMEOUT) seconds = seconds * 10 + (*p - '0');
+  }
+  if (seconds == 0) return DEFAULT_TIMEOUT;
+  return seconds > MAXIMUM_TIMEOUT ? MAXIMUM_TIMEOUT : (int)seconds;
+}
+
+/* What we tell the runtime: our version, POP3TIMEOUT, our pid, which descriptors we inherited, our arguments and environment. */
+static int introduce(struct buffer *b, int argc, char **argv, int timeout)
 {
   char text[24];
+  if (netstring(b, "version", VERSION, strlen(VERSION))) return -1;
+  const char *seconds = decimal(timeout, text);
+  if (netstring(b, "timeout", seconds, strlen(seconds))) return -1;
   const char *pid = decimal((long)getpid(), text);
   if (netstring(b, "pid", pid, strlen(pid))) return -1;
   find_inherited();
@@ -544,62 +788,214 @@ static void harden(void)
   sigaction(SIGCHLD, &default_action, &launcher_sigchld);
 }
 
+/* The client's answer when no login runs and the session did not end itself; the caller said why on fd 2. */
+static int temporary_reply(int output)
+{
+  write_all(output, TEMPORARY_REPLY, sizeof TEMPORARY_REPLY - 1, DEFAULT_TIMEOUT);
+  return 1;
+}
+
 static int temporary_failure(int output, const char *why, const char *detail)
 {
   say(why, detail, NULL);
-  write_all(output, TEMPORARY_REPLY, sizeof TEMPORARY_REPLY - 1, DEFAULT_TIMEOUT);
+  return temporary_reply(output);
+}
+
+/* Missing arguments: the client gets the usage line, as from the C program, and the operator a line. */
+static int usage(int argc)
+{
+  static const char USAGE[] = "-ERR usage: qmail-popup hostname subprogram [args...] (qmail-popup " VERSION ")\r\n";
+  say("usage: qmail-popup hostname subprogram [args...]: ", argc < 2 ? "no hostname and no subprogram" : "no subprogram", NULL);
+  write_all(1, USAGE, sizeof USAGE - 1, DEFAULT_TIMEOUT);
   return 1;
+}
+
+static long long now_ms(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Bytes as fd 2 may show them: printable ASCII, anything else `?`, at most size - 1. */
+static const char *printable(const char *bytes, size_t n, char *out, size_t size)
+{
+  size_t i;
+  for (i = 0; i < n && i < size - 1; i++) out[i] = (bytes[i] > ' ' && bytes[i] < 127) ? bytes[i] : '?';
+  out[i] = 0;
+  return out;
+}
+
+/* What listening to the runtime came to, besides its end of file. */
+struct hearing {
+  /* Why it was cut off: refused (and the key of the item refused), or wedged. NULL if it ended by itself. */
+  const char *refused;
+  char key[40];
+  int wedged;
+  /* The version it said, as fd 2 may show it; empty if none. */
+  char version[64];
+};
+
+/*
+ * Listens to the runtime until it closes the control socket, taking each
+ * item as it comes. Anything refused, or nothing said for quiet_ms (a
+ * runtime stopped, looping or blocked), and it is killed at once. Before
+ * the plan nothing said is kept, so keep-alives never fill the buffer.
+ */
+static void listen_to(int control, pid_t session, struct buffer *said, struct plan *plan, const char *host, long long quiet_ms, struct hearing *heard)
+{
+  size_t at = 0;
+  long long deadline = now_ms() + quiet_ms;
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (left <= 0) { heard->wedged = 1; break; }
+    struct pollfd p = { .fd = control, .events = POLLIN };
+    int ready = poll(&p, 1, left > 1000000000 ? 1000000000 : (int)left);
+    if (ready == -1 && errno == EINTR) continue;
+    if (ready == 0) continue;
+    if (ready == -1) { heard->refused = "unable to read the control socket"; break; }
+    if (said->length == said->size) { heard->refused = "more than the message limit"; break; }
+    ssize_t n = read(control, said->bytes + said->length, said->size - said->length);
+    if (n == -1 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return;
+    said->length += (size_t)n;
+    for (;;) {
+      const char *item;
+      size_t length;
+      int got = next_netstring(said, &at, &item, &length);
+      if (got == 0) break;
+      if (got < 0) { heard->refused = "a malformed netstring"; break; }
+      if (plan->phase == VERSION_FIRST && length > 8 && memcmp(item, "version=", 8) == 0)
+        printable(item + 8, length - 8, heard->version, sizeof heard->version);
+      if ((heard->refused = take_item(plan, item, length, host))) {
+        const char *equals = memchr(item, '=', length);
+        printable(item, equals ? (size_t)(equals - item) : length, heard->key, sizeof heard->key);
+        break;
+      }
+      deadline = now_ms() + quiet_ms;
+    }
+    if (heard->refused) break;
+    if (plan->phase == VERSION_FIRST || plan->phase == SESSION) {
+      memmove(said->bytes, said->bytes + at, said->length - at);
+      said->length -= at;
+      at = 0;
+    }
+  }
+  kill(session, SIGKILL);
+}
+
+/* Starts the runtime on a control socket and introduces us: our end of the socket, or -1 (said why). */
+static int start_runtime(const char *runtime, struct buffer *introduction, pid_t *session, int timeout)
+{
+  int control[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) == -1) {
+    say("unable to make a socket pair: ", strerror(errno), NULL);
+    return -1;
+  }
+  *session = fork();
+  if (*session == -1) { say("unable to fork: ", strerror(errno), NULL); return -1; }
+  if (*session == 0) exec_runtime(runtime, control[1]);
+  close(control[1]);
+  write_all(control[0], introduction->bytes, introduction->length, timeout);
+  wipe(introduction->bytes, introduction->size);
+  return control[0];
+}
+
+/* A runtime that said something else than its version first, or nothing: not this release's, or damaged. */
+static void say_unversioned(const char *runtime, const struct hearing *heard, int status)
+{
+  char text[24];
+  const char *how = heard->refused ? "said something else" : heard->wedged ? "said nothing in time"
+                    : WIFSIGNALED(status) ? "was killed by signal " : "ended with status ";
+  const char *number = heard->refused || heard->wedged ? ""
+                       : decimal(WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), text);
+  say("the runtime ", runtime, " ", how, number, " before its version: it is not qmail-popup-runtime " VERSION
+      " or it is damaged: install qmail-popup and qmail-popup-runtime from one release", NULL);
+}
+
+/* qmail-popup --version: ours, the runtime's (asked through the protocol), and whether they match. */
+static int report_versions(const char *runtime)
+{
+  static const char OURS[] = "qmail-popup " VERSION "\n";
+  write_all(1, OURS, sizeof OURS - 1, DEFAULT_TIMEOUT);
+  struct buffer query = { 0 }, said = { 0 };
+  struct plan plan = { .end = -1 };
+  struct hearing heard = { 0 };
+  pid_t session = -1;
+  int control = -1, status = 0;
+  if (!runtime) say("unable to find ", RUNTIME_NAME, NULL);
+  else if (netstring(&query, "version", VERSION, strlen(VERSION)) || netstring(&query, "query", "version", 7)
+           || !(said.bytes = malloc(said.size = 4096)))
+    say("out of memory", NULL);
+  else if ((control = start_runtime(runtime, &query, &session, DEFAULT_TIMEOUT)) != -1) {
+    listen_to(control, session, &said, &plan, "", VERSION_QUERY_SECONDS * 1000LL, &heard);
+    close(control);
+    while (waitpid(session, &status, 0) == -1 && errno == EINTR) {}
+  }
+  if (!heard.version[0]) {
+    static const char UNKNOWN[] = "qmail-popup-runtime unknown\nthe versions differ\n";
+    write_all(1, UNKNOWN, sizeof UNKNOWN - 1, DEFAULT_TIMEOUT);
+    if (control != -1) say_unversioned(runtime, &heard, status);
+    return 1;
+  }
+  char line[sizeof heard.version + 64] = "qmail-popup-runtime ";
+  strcat(line, heard.version);
+  strcat(line, plan.phase == SESSION ? "\nthe versions match\n" : "\nthe versions differ\n");
+  write_all(1, line, strlen(line), DEFAULT_TIMEOUT);
+  if (plan.phase != SESSION) { say(version_problem, NULL); return 1; }
+  return 0;
 }
 
 int main(int argc, char **argv)
 {
   harden();
   const char *runtime = runtime_path(argv[0]);
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) return report_versions(runtime);
+  if (argc < 3) return usage(argc);
   if (!runtime) return temporary_failure(1, "unable to find ", RUNTIME_NAME);
 
+  int timeout = timeout_of(getenv("POP3TIMEOUT"));
   struct buffer introduction = { 0 };
-  if (introduce(&introduction, argc, argv)) return temporary_failure(1, "out of memory", "");
-
-  int control[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) == -1)
-    return temporary_failure(1, "unable to make a socket pair: ", strerror(errno));
-  pid_t session = fork();
-  if (session == -1) return temporary_failure(1, "unable to fork: ", strerror(errno));
-  if (session == 0) exec_runtime(runtime, control[1]);
-  close(control[1]);
-
-  /* Introduce ourselves, then listen until the runtime is done. */
-  write_all(control[0], introduction.bytes, introduction.length, DEFAULT_TIMEOUT);
-  wipe(introduction.bytes, introduction.size);
   struct buffer said = { 0 };
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = read(control[0], chunk, sizeof chunk);
-    if (n == -1 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (said.length + (size_t)n > MESSAGE_LIMIT || append(&said, chunk, (size_t)n)) {
-      kill(session, SIGKILL);
-      break;
-    }
-  }
-  wipe(chunk, sizeof chunk);
-  close(control[0]);
+  if (introduce(&introduction, argc, argv, timeout) || !(said.bytes = malloc(said.size = MESSAGE_LIMIT)))
+    return temporary_failure(1, "out of memory", "");
+
+  pid_t session;
+  int control = start_runtime(runtime, &introduction, &session, timeout);
+  if (control == -1) return temporary_reply(1);
+  /* Listen until the runtime is done; quiet for longer than it ever waits, it is wedged. */
+  struct plan plan = { .end = -1, .client = 1, .timeout = timeout };
+  struct hearing heard = { 0 };
+  long long quiet_seconds = 2LL * timeout + WEDGE_MARGIN;
+  listen_to(control, session, &said, &plan, argv[1], quiet_seconds * 1000, &heard);
+  close(control);
   int status;
   while (waitpid(session, &status, 0) == -1)
     if (errno != EINTR) return temporary_failure(1, "unable to wait for the runtime", "");
   restore_inherited_flags();
 
-  struct plan plan = { .end = -1, .input = 0, .output = 1, .timeout = DEFAULT_TIMEOUT };
-  int readable = read_plan(&said, &plan) == 0;
-  if (!plan.complete || !readable || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!plan.complete || heard.refused || heard.wedged || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     wipe(said.bytes, said.size);
-    /* No login: an end the runtime announced is the session's; any other end of it is a failure. */
-    if (readable && plan.end >= 0 && !plan.complete) return plan.end;
     char text[24];
+    if (plan.phase == VERSION_FIRST && heard.refused && heard.version[0]) return temporary_failure(plan.client, version_problem, "");
+    if (plan.phase == VERSION_FIRST) {
+      say_unversioned(runtime, &heard, status);
+      return temporary_reply(plan.client);
+    }
+    if (heard.wedged) {
+      say("the runtime said nothing for ", decimal((long)quiet_seconds, text), " seconds (2 x POP3TIMEOUT + 10): killed", NULL);
+      return temporary_reply(plan.client);
+    }
+    if (heard.refused) {
+      say("the runtime's plan refused, item ", heard.key, ": ", heard.refused, NULL);
+      return temporary_reply(plan.client);
+    }
+    /* No login: an end the runtime announced is the session's; any other end of it is a failure. */
+    if (plan.end >= 0) return plan.end;
     if (WIFSIGNALED(status))
-      return temporary_failure(plan.output, "the runtime was killed by signal ", decimal(WTERMSIG(status), text));
-    if (!readable) return temporary_failure(plan.output, "the runtime's plan is unreadable", "");
-    return temporary_failure(plan.output, "the runtime failed with status ", decimal(WEXITSTATUS(status), text));
+      return temporary_failure(plan.client, "the runtime was killed by signal ", decimal(WTERMSIG(status), text));
+    if (WEXITSTATUS(status) == 0) return temporary_failure(plan.client, "the runtime's plan is cut short", "");
+    return temporary_failure(plan.client, "the runtime failed with status ", decimal(WEXITSTATUS(status), text));
   }
 
   enum outcome outcome = run_login(argv + 2, &plan);

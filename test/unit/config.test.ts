@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { configOf } from "./config-of.ts";
-import { addressOf, apopModeOf, clientOf, DEFAULT_TIMEOUT_SECONDS, implicitTlsOf, readConfig, stlsModeOf, timeoutOf } from "../../src/core/config.ts";
+import { addressOf, apopModeOf, clientOf, DEFAULT_TIMEOUT_SECONDS, implicitTlsOf, readConfig, stlsModeOf } from "../../src/core/config.ts";
 
 
 describe("arguments", () => {
@@ -79,21 +79,17 @@ describe("UCSPITLS", () => {
 });
 
 describe("POP3TIMEOUT", () => {
+  // The front reads POP3TIMEOUT (src/front/qmail-popup.c timeout_of) and passes the seconds in its
+  // introduction: readConfig takes them from there, never from the environment (test/e2e/plan.test.ts).
   it("defaults to 1200 seconds", () => {
     expect(DEFAULT_TIMEOUT_SECONDS).toBe(1200);
-    expect(timeoutOf(undefined)).toBe(1200);
     expect(configOf().timeoutSeconds).toBe(1200);
   });
 
-  it("takes a number of seconds", () => {
-    expect(configOf({ POP3TIMEOUT: "5" }).timeoutSeconds).toBe(5);
-    expect(timeoutOf("1")).toBe(1);
-    expect(timeoutOf("3600")).toBe(3600);
-  });
-
-  it.each(["", "0", "000", "junk", "5s", "-5", "1.5", " 5", "0x10"])("falls back to 1200 for %j", (value) => {
-    expect(timeoutOf(value)).toBe(1200);
-    expect(configOf({ POP3TIMEOUT: value }).timeoutSeconds).toBe(1200);
+  it("is the number the front passed, whatever POP3TIMEOUT says", () => {
+    expect(readConfig(["mail.example.org", "checkpassword"], {}, 5)!.timeoutSeconds).toBe(5);
+    expect(readConfig(["mail.example.org", "checkpassword"], { POP3TIMEOUT: "7" }, 2147483)!.timeoutSeconds).toBe(2147483);
+    expect(configOf({ POP3TIMEOUT: "5" }).timeoutSeconds).toBe(1200);
   });
 });
 

@@ -5,6 +5,7 @@
 // platforms keep (src/platform/types.ts): readLinePart returns at most up
 // to the first LF, and no read is made into an empty buffer (it throws).
 
+import { ALIVE } from "../../src/core/front.ts";
 import type { Platform } from "../../src/platform/types.ts";
 
 /**
@@ -74,8 +75,12 @@ export class FakePlatform implements Platform {
   readonly handedToControl: Uint8Array[] = [];
   /** What the front received on the control socket, as it was when written. */
   private readonly controlCopies: Uint8Array[] = [];
-  /** Each call, in order: `write 1`, `readLinePart 0`, `writeControl`, `forbidDumps`, `exit 0`, … */
+  /** Each call, in order: `version`, `write 1`, `readLinePart 0`, `writeControl`, `forbidDumps`, `exit 0`, … (keep-alives apart). */
   readonly events: string[] = [];
+  /** The versions said to the front (the first writeControl, if it holds one), apart from said(). */
+  readonly versions: string[] = [];
+  /** Where each keep-alive (`alive`) was said: the number of events before it. Apart from events and said(). */
+  readonly alivesAt: number[] = [];
   readonly exits: number[] = [];
   /** Resolves with the first exit status. */
   readonly exited: Promise<number>;
@@ -123,6 +128,17 @@ export class FakePlatform implements Platform {
 
   writeControl(fd: number, bytes: Uint8Array): boolean {
     if (fd !== this.controlFd) throw new Error(`writeControl on fd ${fd}, the control socket is ${this.controlFd}`);
+    const text = latin1(bytes);
+    if (text === latin1(ALIVE)) {
+      this.alivesAt.push(this.events.length);
+      return true;
+    }
+    const version = /^([0-9]+):version=(.*),$/s.exec(text);
+    if (version !== null && this.handedToControl.length === 0 && this.versions.length === 0) {
+      this.events.push("version");
+      this.versions.push(version[2]!);
+      return true;
+    }
     this.events.push("writeControl");
     this.handedToControl.push(bytes);
     this.controlCopies.push(bytes.slice());
@@ -161,7 +177,7 @@ export class FakePlatform implements Platform {
     return [...this.writes.keys()].sort((a, b) => a - b);
   }
 
-  /** What the front received on the control socket, as a byte string. */
+  /** What the front received on the control socket, as a byte string: the version and keep-alives apart. */
   said(): string {
     return this.controlCopies.map(latin1).join("");
   }

@@ -31,15 +31,20 @@ const OK_STLS = "+OK starting TLS negotiation\r\n";
 const SSL_ENV = { UCSPITLS: "", SSLCTLFD: "6", SSLREADFD: "7", SSLWRITEFD: "8" };
 
 interface IntroductionParts {
+  readonly version?: string;
+  /** POP3TIMEOUT as the front read it. */
+  readonly timeout?: number;
   readonly pid?: number;
   readonly open?: readonly number[];
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** What the front (src/front/qmail-popup.c) says first: pid, open descriptors, arguments, environment, end. */
-function introduction({ pid = PID, open = [0, 1, 2], args = [HOST, "checkpassword", "qmail-pop3d", "Maildir"], env = {} }: IntroductionParts = {}): Uint8Array {
+/** What the front (src/front/qmail-popup.c) says first: version, timeout, pid, open descriptors, arguments, environment, end. */
+function introduction({ version = VERSION, timeout = 1200, pid = PID, open = [0, 1, 2], args = [HOST, "checkpassword", "qmail-pop3d", "Maildir"], env = {} }: IntroductionParts = {}): Uint8Array {
   const items = [
+    encodeNetstring("version", version),
+    encodeNetstring("timeout", String(timeout)),
     encodeNetstring("pid", String(pid)),
     ...open.map((fd) => encodeNetstring("open", String(fd))),
     ...args.map((arg) => encodeNetstring("arg", arg)),
@@ -96,7 +101,6 @@ const REPLIES = {
 interface ExpectedPlan {
   readonly input?: number;
   readonly output?: number;
-  readonly timeout?: number;
   readonly credentials: string;
   /** env= (a value) and unset= (undefined) items, in order. */
   readonly environment?: readonly (readonly [string, string | undefined])[];
@@ -105,11 +109,10 @@ interface ExpectedPlan {
 }
 
 /** The plan's items, in the order the front reads them; `run` last. */
-function plan({ input = 0, output = 1, timeout = 1200, credentials, environment = [], line }: ExpectedPlan): [string, string][] {
+function plan({ input = 0, output = 1, credentials, environment = [], line }: ExpectedPlan): [string, string][] {
   const items: [string, string][] = [
     ["input", String(input)],
     ["output", String(output)],
-    ["timeout", String(timeout)],
     ["credentials", credentials],
     ...environment.map(([name, value]): [string, string] => (value === undefined ? ["unset", name] : ["env", `${name}=${value}`])),
   ];
@@ -206,7 +209,7 @@ describe("reading lines", () => {
   });
 
   it("the deadline covers the whole line: a client dripping bytes times out", async () => {
-    const platform = fake({ env: { POP3TIMEOUT: "30" } }, ["US", { waitMs: 20_000 }, "ER alice", { waitMs: 20_000 }, "\r\n"]);
+    const platform = fake({ timeout: 30 }, ["US", { waitMs: 20_000 }, "ER alice", { waitMs: 20_000 }, "\r\n"]);
     expect(await run(platform)).toBe(1);
     expect(platform.nowMs()).toBe(START_MS + 30_000);
     expect(platform.written(1)).toBe(GREETING);
@@ -214,7 +217,7 @@ describe("reading lines", () => {
   });
 
   it("each line's reads have the deadline now + POP3TIMEOUT, set when the line starts", async () => {
-    const platform = fake({ env: { POP3TIMEOUT: "30" } }, [{ waitMs: 2000 }, "NOOP\r\n", { waitMs: 7000 }, "QU", { waitMs: 1000 }, "IT\r\n"]);
+    const platform = fake({ timeout: 30 }, [{ waitMs: 2000 }, "NOOP\r\n", { waitMs: 7000 }, "QU", { waitMs: 1000 }, "IT\r\n"]);
     await run(platform);
     const deadlines = platform.reads.filter((read) => read.fd === 0).map((read) => read.deadlineMs);
     expect(deadlines).toEqual([START_MS + 30_000, START_MS + 32_000, START_MS + 32_000]);
@@ -232,11 +235,11 @@ describe("USER/PASS: the plan for the front, then exit 0", () => {
   });
 
   it("the plan's bytes, netstring by netstring", async () => {
-    const platform = fake({ env: { POP3TIMEOUT: "30" } }, ["USER a\r\nPASS b\r\n"]);
+    const platform = fake({ timeout: 30 }, ["USER a\r\nPASS b\r\n"]);
     await run(platform);
     const credentials = `a\0b\0${TIMESTAMP}\0`;
     expect(platform.said()).toBe(
-      "7:input=0,8:output=1,10:timeout=30," +
+      "7:input=0,8:output=1," +
         ns("credentials", credentials) +
         ns("reply-fail", "-ERR [AUTH] authorization failed\r\n") +
         ns("reply-temporary", "-ERR [SYS/TEMP] authorization failed\r\n") +
@@ -324,7 +327,7 @@ describe("ends without a login", () => {
   });
 
   it("POP3TIMEOUT=30: idle 30 seconds after the last line", async () => {
-    const platform = fake({ env: { POP3TIMEOUT: "30" } }, ["NOOP\r\n", { waitMs: 10_000 }, "NOOP\r\n"]);
+    const platform = fake({ timeout: 30 }, ["NOOP\r\n", { waitMs: 10_000 }, "NOOP\r\n"]);
     expect(await run(platform)).toBe(1);
     expect(platform.nowMs()).toBe(START_MS + 10_000 + 30_000);
     expect(platform.written(1)).toBe(GREETING + OK + OK);
@@ -557,20 +560,30 @@ describe("the front's introduction", () => {
     expect(platform.events).toEqual(["write 2", "exit 111"]);
   });
 
+  /** What a front of this release says first. */
+  const V = ns("version", VERSION) + ns("timeout", "1200");
   const MALFORMED = [
-    ["an unknown key", ns("pid", "1") + ns("colour", "blue") + ns("end"), "malformed"],
-    ["a pid that is not a number", ns("pid", "-1") + ns("end"), "malformed"],
-    ["no pid before end", ns("arg", HOST) + ns("end"), "malformed"],
+    ["an unknown key", V + ns("pid", "1") + ns("colour", "blue") + ns("end"), "malformed"],
+    ["a pid that is not a number", V + ns("pid", "-1") + ns("end"), "malformed"],
+    ["no pid before end", V + ns("arg", HOST) + ns("end"), "malformed"],
+    ["no timeout before end", ns("version", VERSION) + ns("pid", "1") + ns("end"), "malformed"],
+    ["a timeout of 0", ns("version", VERSION) + ns("timeout", "0") + ns("pid", "1") + ns("end"), "malformed"],
+    ["a timeout over 2147483 seconds", ns("version", VERSION) + ns("timeout", "2147484") + ns("pid", "1") + ns("end"), "malformed"],
+    ["a timeout of 10 digits", ns("version", VERSION) + ns("timeout", "1000000000") + ns("pid", "1") + ns("end"), "malformed"],
+    ["two timeouts", V + ns("timeout", "5") + ns("pid", "1") + ns("end"), "malformed"],
+    ["a query after the pid", V + ns("pid", "1") + ns("query", "version"), "malformed"],
     ["not a netstring", "hello, runtime\n", "malformed"],
     ["a netstring without its comma", "7:pid=123;4:end=,", "malformed"],
     ["no `=`", "3:pid,4:end=,", "malformed"],
-    ["cut short before end", ns("pid", "1") + ns("arg", HOST), "cut short or too long"],
+    ["cut short before end", V + ns("pid", "1") + ns("arg", HOST), "cut short or too long"],
     ["nothing at all", "", "cut short or too long"],
+    // A front of an older release: its first item is its pid.
+    ["no version first (an older front)", ns("pid", "1") + ns("end"), "said no version first"],
   ] as const;
 
   it.each(MALFORMED)("%s: serve rejects, nothing written anywhere", async (_case, said, problem) => {
     const platform = new FakePlatform({ control: said === "" ? [] : [said], reads: { 0: ["QUIT\r\n"] } });
-    await expect(serve(platform)).rejects.toThrow(`the front's introduction is ${problem}`);
+    await expect(serve(platform)).rejects.toThrow(problem === "said no version first" ? "the front (qmail-popup) said no version first" : `the front's introduction is ${problem}`);
     expect(platform.writtenFds()).toEqual([]);
     expect(platform.handedToControl).toEqual([]);
     expect(platform.exits).toEqual([]);
@@ -581,9 +594,54 @@ describe("the front's introduction", () => {
     main(platform);
     expect(await platform.exited).toBe(111);
     expect(platform.exits).toEqual([111]);
-    expect(platform.written(2)).toBe(`qmail-popup: fatal: the front's introduction is ${problem}\n`);
+    expect(platform.written(2)).toBe(
+      problem === "said no version first"
+        ? `qmail-popup: fatal: the front (qmail-popup) said no version first: it is not qmail-popup ${VERSION}: install qmail-popup and qmail-popup-runtime from one release\n`
+        : `qmail-popup: fatal: the front's introduction is ${problem}\n`,
+    );
     expect(platform.writtenFds()).toEqual([2]);
     expect(platform.handedToControl).toEqual([]);
+  });
+
+  it("our version first, before a byte to the client; the timeout the front passed, whatever POP3TIMEOUT says", async () => {
+    const platform = fake({ timeout: 3, env: { POP3TIMEOUT: "3600" } }, ["NOOP\r\n"]);
+    expect(await run(platform)).toBe(1);
+    expect(platform.versions).toEqual([VERSION]);
+    expect(platform.events[0]).toBe(`readControl ${CONTROL}`);
+    expect(platform.events[1]).toBe("version");
+    expect(platform.nowMs()).toBe(START_MS + 3000);
+  });
+
+  it("a front of another release: our version said, then exit 111 with nothing else anywhere (the front reports both)", async () => {
+    const platform = fake({ version: "0.0.1" }, ["QUIT\r\n"]);
+    expect(await run(platform)).toBe(111);
+    expect(platform.versions).toEqual([VERSION]);
+    expect(platform.writtenFds()).toEqual([]);
+    expect(platform.said()).toBe("");
+    expect(platform.unread(0)).toBe("QUIT\r\n");
+  });
+
+  it("`qmail-popup --version`'s query: our version, exit 0, no greeting, nothing read", async () => {
+    const platform = new FakePlatform({ control: [ns("version", "0.0.1") + ns("query", "version")], reads: { 0: ["QUIT\r\n"] } });
+    expect(await run(platform)).toBe(0);
+    expect(platform.versions).toEqual([VERSION]);
+    expect(platform.writtenFds()).toEqual([]);
+    expect(platform.unread(0)).toBe("QUIT\r\n");
+  });
+
+  it("says it is alive before each wait: each line read, each write, and the PROXY header", async () => {
+    const platform = fake({ env: { QMAIL_POPUP_PROXY: "1" } }, ["PROXY TCP4 192.0.2.1 192.0.2.2 1234 110\r\n", "NOOP\r\n", "QUIT\r\n"]);
+    expect(await run(platform)).toBe(0);
+    const waits = platform.events.map((event, at) => [event, at] as const).filter(([event]) => /^(readLinePart|read|write) [015]$/.test(event));
+    expect(waits.length).toBeGreaterThan(4);
+    // Between one wait and the next (and before the first), a keep-alive.
+    let previous = -1;
+    for (const [event, at] of waits) {
+      // The reads of one line (or of the header) share one deadline, and so one keep-alive.
+      if (event.startsWith("read") && platform.events[at - 1]?.startsWith("read")) continue;
+      expect(platform.alivesAt.some((alive) => alive > previous && alive <= at), `an alive before ${event} at ${at}`).toBe(true);
+      previous = at;
+    }
   });
 
   it("through main, without a control socket: the line on fd 2 and exit 111, once", async () => {
