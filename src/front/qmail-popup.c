@@ -205,14 +205,14 @@ static int netstring(struct buffer *b, const char *key, const char *value, size_
   return 0;
 }
 
-/* The next netstring of b at *at: 1 with its bytes in *item, *length; 0 if it is not all there yet; -1 if malformed. */
+/* The next netstring of b at *at: 1 with its bytes in *item, *length; 0 if it is not all there yet; -1 if malformed, -2 if longer than MESSAGE_LIMIT. */
 static int next_netstring(const struct buffer *b, size_t *at, const char **item, size_t *length)
 {
   size_t n = 0, i = *at;
   for (; i < b->length && b->bytes[i] >= '0' && b->bytes[i] <= '9'; i++) {
     if (i > *at && b->bytes[*at] == '0') return -1;
     n = n * 10 + (size_t)(b->bytes[i] - '0');
-    if (n > MESSAGE_LIMIT) return -1;
+    if (n > MESSAGE_LIMIT) return -2;
   }
   if (i == b->length) return 0;
   if (i == *at || b->bytes[i] != ':') return -1;
@@ -864,7 +864,7 @@ static void listen_to(int control, pid_t session, struct buffer *said, struct pl
       size_t length;
       int got = next_netstring(said, &at, &item, &length);
       if (got == 0) break;
-      if (got < 0) { heard->refused = "a malformed netstring"; break; }
+      if (got < 0) { heard->refused = got == -1 ? "a malformed netstring" : "an item longer than the message limit"; break; }
       if (plan->phase == VERSION_FIRST && length > 8 && memcmp(item, "version=", 8) == 0)
         printable(item + 8, length - 8, heard->version, sizeof heard->version);
       if ((heard->refused = take_item(plan, item, length, host))) {
@@ -987,7 +987,8 @@ int main(int argc, char **argv)
       return temporary_reply(plan.client);
     }
     if (heard.refused) {
-      say("the runtime's plan refused, item ", heard.key, ": ", heard.refused, NULL);
+      if (heard.key[0]) say("the runtime's plan refused, item ", heard.key, ": ", heard.refused, NULL);
+      else say("the runtime's plan refused: ", heard.refused, NULL);
       return temporary_reply(plan.client);
     }
     /* No login: an end the runtime announced is the session's; any other end of it is a failure. */
