@@ -564,7 +564,7 @@ static void write_log_line(const char *line, size_t length, int timeout)
   if (errno)
     say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", strerror(errno), NULL);
   else
-    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: its reader took more than ",
+    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: no room in it for ",
         decimal(timeout, seconds), " seconds: line dropped", NULL);
 }
 
