@@ -243,7 +243,7 @@ DEB_COMPRESSION = -Zxz -z1
 
 deb: $(DEB)
 
-$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides packaging/debian/preinst packaging/debian/postinst packaging/debian/postrm $(shell find packaging/services -type f)
+$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides packaging/debian/preinst packaging/debian/postinst packaging/debian/postrm $(shell find packaging/services packaging/fail2ban -type f)
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 # The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.

@@ -497,6 +497,8 @@ describe(`the Debian package, dist/qmail-popup_${VERSION}_${DEB_ARCH}.deb`, () =
         "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/README",
         "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/daemontools/qmail-pop3d/log/run",
         "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/daemontools/qmail-pop3d/run",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/fail2ban/filter.d/qmail-popup.conf",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/fail2ban/jail.d/qmail-popup.conf",
         "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/inetd/inetd.conf",
         "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/qmail-popup-logfile",
         "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/stunnel/qmail-pop3s.conf",
