@@ -7,7 +7,8 @@
 #   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from already built
 #                   binaries: needs neither Node nor node_modules (QMAIL_POPUP_FRONT= and
 #                   QMAIL_POPUP_RUNTIME= pick other artifacts, e.g. dist/qmail-popup-front-linux-arm64
-#                   and dist/qmail-popup-bun-linux-arm64)
+#                   and dist/qmail-popup-bun-linux-arm64, of one release); keeps a qmail-popup
+#                   that is not ours as qmail-popup.orig, which make uninstall puts back
 #   make dist       the release matrix: dist/qmail-popup-<runtime>-<os>-<arch>, dist/SHA256SUMS
 #   make dist-ci    what `make test` builds and tests: the matrix and the .deb
 #   make deb        dist/qmail-popup_<version>_amd64.deb (DEB_ARCH=arm64 for arm64)

@@ -6,13 +6,13 @@
 // qmail-popup is installed as two files side by side: bin/qmail-popup, the
 // front (static C), and bin/qmail-popup-runtime, which the front starts.
 
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ROOT, tempDir } from "./harness.ts";
+import { Client, ROOT, tempDir } from "./harness.ts";
 
 const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
 const DEB_ARCH = process.arch === "arm64" ? "arm64" : "amd64";
@@ -406,6 +406,42 @@ state uninstalled
     // The account stays.
     expect(blocks.uninstalled![3]).toMatch(ACCOUNT);
   }, 120_000);
+});
+
+/** The Debian packages a make target would install: the lists in its apt_install loops (make -n). */
+function packagesOf(target: string): string[] {
+  const commands = make(["-n", target]).stdout;
+  return [...commands.matchAll(/for p in ([^;]*);/g)].flatMap((match) => match[1]!.trim().split(/\s+/)).sort();
+}
+
+describe("make demo installs only what the demo uses (issue #18)", () => {
+  it("make demo: this host's C compiler, tcpserver and python3; make test: those and the rest", () => {
+    expect([...new Set(packagesOf("demo"))].sort()).toEqual(["gcc", "libc6-dev", "python3", "ucspi-tcp"]);
+    const test = new Set(packagesOf("test"));
+    for (const name of ["gcc", "libc6-dev", "python3", "ucspi-tcp", "gcc-aarch64-linux-gnu", "xinetd", "socat", "stunnel4", "daemontools", "systemd", "haproxy", "fail2ban", "lintian", "qemu-user"])
+      expect(test.has(name), name).toBe(true);
+  });
+
+  it("scripts/demo serves on PORT", async () => {
+    const port = 20000 + (process.pid % 20000);
+    const demo = spawn("sh", ["scripts/demo"], { cwd: ROOT, env: { PATH: "/usr/bin:/bin", PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let said = "";
+    demo.stdout!.on("data", (chunk: Buffer) => (said += chunk.toString("latin1")));
+    demo.stderr!.on("data", (chunk: Buffer) => (said += chunk.toString("latin1")));
+    try {
+      await new Promise<void>((done, fail) => {
+        const check = () => (said.includes("tcpserver: status: 0/") ? done() : undefined);
+        demo.stderr!.on("data", check);
+        demo.on("exit", () => fail(new Error(`scripts/demo ended: ${said}`)));
+      });
+      expect(said).toContain(`qmail-popup demo on 127.0.0.1:${port}`);
+      const client = await Client.connect(port);
+      await client.send("USER alice\r\nPASS wonderland\r\nSTAT\r\nQUIT\r\n");
+      expect(await client.untilClosed()).toBe("+OK\r\n+OK \r\n+OK \r\n+OK 2 250\r\n+OK \r\n");
+    } finally {
+      process.kill(-demo.pid!, "SIGTERM");
+    }
+  }, 60_000);
 });
 
 describe("the man page", () => {
