@@ -7,7 +7,7 @@
 // front (static C), and bin/qmail-popup-runtime, which the front starts.
 
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -340,7 +340,7 @@ describe("make install on a full disk (issue #18)", () => {
  */
 function inScratchRoot(script: string, args: readonly string[]): SpawnSyncReturns<string> {
   const prelude = `set -eu
-scratch=$(mktemp -d)
+scratch=$SCRATCH
 mount -t tmpfs tmpfs "$scratch"
 for d in etc usr var; do
   mkdir "$scratch/$d.upper" "$scratch/$d.work"
@@ -363,7 +363,7 @@ state() {
 }
 `;
   return run("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", prelude + script, "sh", ...args], {
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C", SCRATCH: tempDir("qmail-popup-scratch-root-") },
   });
 }
 
@@ -601,6 +601,36 @@ state "removed with no original"
       diverted,
     ]);
     expect(blocks["removed with no original"]!.slice(0, 2)).toEqual(["files:", "diversion:"]);
+  }, 300_000);
+
+  it("an upgrade from a package without maintainer scripts (as 0.1.0 was first built) diverts nothing of its own away: the new pair greets, dpkg -r leaves nothing (scratch root)", () => {
+    const work = tempDir("qmail-popup-deb-old-");
+    expect(run("dpkg-deb", ["-R", DEB, join(work, "tree")]).status).toBe(0);
+    for (const script of ["preinst", "postinst", "postrm"]) rmSync(join(work, "tree/DEBIAN", script));
+    const old = join(work, "old.deb");
+    const built = run("dpkg-deb", ["-Zxz", "-z0", "-b", join(work, "tree"), old]);
+    expect(built.status, built.stderr).toBe(0);
+    const result = inScratchRoot(
+      `rm /var/qmail/bin/qmail-popup
+dpkg -i "$1" >/dev/null
+state old
+dpkg -i "$2" >/dev/null
+state upgraded
+dpkg -r qmail-popup >/dev/null
+state removed
+`,
+      [old, DEB],
+    );
+    expect(result.stderr.replace(/.*Ignoring request to rename file '\/var\/qmail\/bin\/qmail-popup' owned by diverting package 'qmail-popup'\n/, "")).toBe("");
+    expect(result.status).toBe(0);
+    const blocks = states(result.stdout);
+    expect(blocks.old!.slice(0, 3)).toEqual(["files: qmail-popup qmail-popup-logfile qmail-popup-runtime", "qmail-popup: +OK +OK", "diversion:"]);
+    expect(blocks.upgraded!.slice(0, 3)).toEqual([
+      "files: qmail-popup qmail-popup-logfile qmail-popup-runtime",
+      "qmail-popup: +OK +OK",
+      "diversion: diversion of /var/qmail/bin/qmail-popup to /var/qmail/bin/qmail-popup.orig by qmail-popup",
+    ]);
+    expect(blocks.removed!.slice(0, 2)).toEqual(["files:", "diversion:"]);
   }, 300_000);
 
   it("dpkg -i refuses, changing nothing, where make install's qmail-popup.orig is beside a qmail-popup (scratch root)", () => {
