@@ -790,8 +790,10 @@ static void delay_failure(void)
 {
   const char *text = getenv("QMAIL_POPUP_FAILURE_DELAY");
   if (!text || !*text) return;
-  int seconds = 0;
-  if (number(text, strlen(text), &seconds) || seconds > FAILURE_DELAY_LIMIT) {
+  long seconds = 0;
+  for (const char *p = text; *p && seconds <= FAILURE_DELAY_LIMIT; p++)
+    seconds = *p >= '0' && *p <= '9' ? seconds * 10 + (*p - '0') : FAILURE_DELAY_LIMIT + 1;
+  if (seconds > FAILURE_DELAY_LIMIT) {
     say("QMAIL_POPUP_FAILURE_DELAY is not a number of seconds from 0 to 60: no delay", NULL);
     return;
   }
