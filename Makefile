@@ -51,6 +51,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
+.PHONY: runtime-account
 .PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants test-fixtures
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
@@ -89,9 +90,10 @@ FRONT_CC_x64 = $(if $(filter x64,$(HOST_ARCH)),gcc,x86_64-linux-gnu-gcc)
 FRONT_CC_arm64 = $(if $(filter arm64,$(HOST_ARCH)),gcc,aarch64-linux-gnu-gcc)
 FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CURDIR)=. -DVERSION='"$(VERSION)"'
 
-dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
+FRONT_SOURCES = src/front/qmail-popup.c src/front/confine.c
+dist/qmail-popup-front-linux-%: $(FRONT_SOURCES) src/front/confine.h src/version.ts
 	@mkdir -p dist
-	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $< && mv $@.tmp $@
+	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
 # Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
 # under a run script's softlimit -m, where nothing linked with the C library loads.
@@ -118,17 +120,27 @@ dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_A
 # The bundles run through their runtime's command line: these scripts are
 # what an administrator would install as qmail-popup-runtime. The front
 # starts them with an empty environment, so the scripts see no options.
+# Each variant's directory holds what its script runs (the bundle, and a
+# link to a runtime from node_modules): the front's Landlock rules let the
+# runtime read its own directory and the system's, nothing else.
 dist/variants/node/qmail-popup-runtime: dist/qmail-popup-node.mjs
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$$(command -v node)" "$(CURDIR)/dist/qmail-popup-node.mjs" > $@ && chmod 755 $@
+	cp $< $(dir $@)qmail-popup-node.mjs
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$$(command -v node)" "$(CURDIR)/$(dir $@)qmail-popup-node.mjs" > $@ && chmod 755 $@
 
 dist/variants/bun-source/qmail-popup-runtime: $(SOURCES)
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(CURDIR)/$(BIN)/bun" "$(CURDIR)/src/entry/bun.ts" > $@ && chmod 755 $@
+	rm -rf $(dir $@)src && cp -R src package.json tsconfig.json $(dir $@)
+	ln -f $$(readlink -f $(BIN)/bun) $(dir $@)bun
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(CURDIR)/$(dir $@)bun" "$(CURDIR)/$(dir $@)src/entry/bun.ts" > $@ && chmod 755 $@
 
+# DENO_DIR in the variant's own directory, and no code cache: Deno neither
+# reads the home directory (.npmrc) nor writes its caches there.
 dist/variants/deno/qmail-popup-runtime: dist/qmail-popup-deno.mjs
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s run --allow-all --no-config --quiet %s "$$@"\n' "$(CURDIR)/$(BIN)/deno" "$(CURDIR)/dist/qmail-popup-deno.mjs" > $@ && chmod 755 $@
+	cp $< $(dir $@)qmail-popup-deno.mjs
+	ln -f $$(readlink -f $(BIN)/deno) $(dir $@)deno
+	printf '#!/bin/sh\nDENO_DIR=%s exec %s run --allow-all --no-config --no-code-cache --quiet %s "$$@"\n' "$(CURDIR)/$(dir $@)deno-dir" "$(CURDIR)/$(dir $@)deno" "$(CURDIR)/$(dir $@)qmail-popup-deno.mjs" > $@ && chmod 755 $@
 
 dist/qmail-popup-node.mjs: node_modules/.package-lock.json $(SOURCES)
 	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile=$@
@@ -138,6 +150,17 @@ dist/qmail-popup-deno.mjs: node_modules/.package-lock.json $(SOURCES)
 
 typecheck: deps
 	$(BIN)/tsc --noEmit -p .
+
+# The account the front runs the runtime as when started as root (man page,
+# PRIVILEGE MODEL): a system user and group qmailpopup, no home, no shell.
+# Idempotent; the front finds it in /etc/passwd.
+runtime-account:
+	@id -u qmailpopup >/dev/null 2>&1 || \
+	if command -v adduser >/dev/null 2>&1 && adduser --help 2>&1 | grep -q -- --system; then \
+	  adduser --system --group --no-create-home --home /nonexistent --shell /usr/sbin/nologin qmailpopup >/dev/null 2>&1; \
+	else \
+	  groupadd --system qmailpopup 2>/dev/null || true; \
+	  useradd --system --gid qmailpopup --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin qmailpopup; fi
 
 # The Debian packages the end-to-end tests use: real tcpserver and real clients.
 test-deps:
@@ -154,7 +177,7 @@ dist-test-deps:
 dist-emulators:
 	$(call apt_install,qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross,--no-install-recommends)
 
-test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants test-fixtures
+test: build-deps test-deps dist-test-deps dist-emulators runtime-account all typecheck dist-ci variants test-fixtures
 	$(BIN)/vitest run
 
 unit: deps
@@ -165,7 +188,7 @@ FUZZ_RUNS ?= 200000
 fuzz: deps
 	FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/property
 
-demo: build-deps test-deps all
+demo: build-deps test-deps runtime-account all
 	sh scripts/demo
 
 # --- release matrix ------------------------------------------------------------
@@ -237,7 +260,7 @@ $(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 # The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
-freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c src/front/confine.c src/front/confine.h
 	sh packaging/freebsd/make-port dist dist/freebsd-port
 
 check-reproducible:
