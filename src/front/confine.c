@@ -3,8 +3,9 @@
  * the limits and signals and before execve(2) of the runtime, so that the
  * JavaScript engine that parses every byte a stranger sends before login
  * holds no privilege, cannot get one back, touches no file, and opens no
- * socket. Linux only; elsewhere it does nothing (FreeBSD's Capsicum would
- * need the runtime's own help after exec: see the man page).
+ * socket. The identity and RLIMIT_FSIZE everywhere; the rest is Linux's
+ * (FreeBSD's Capsicum would need the runtime's own help after exec: see
+ * the man page).
  *
  *  1. Identity (started as root only): QMAIL_POPUP_UID and QMAIL_POPUP_GID
  *     if set (numeric, as tcpserver -u -g); else the account qmailpopup,
@@ -16,7 +17,8 @@
  *     armed again after the change of ids, which clears it.
  *  3. Nothing to touch: Landlock, reading and executing only beneath the
  *     system's program and library directories, /proc, the CPU and cgroup
- *     files of /sys, the random devices and the runtime's own directory;
+ *     files of /sys, the random devices and the runtime's own directory
+ *     (and /dev/null for writing);
  *     writing, creating, removing nothing; no TCP bind or connect; no
  *     signal and no abstract unix socket outside its own domain.
  *     RLIMIT_FSIZE 0 as a second wall where neither fd 2 nor fd 5 is a
@@ -24,31 +26,33 @@
  *  4. No way out: a seccomp filter, a deny-list answering EPERM.
  *
  * A compile-time QMAIL_POPUP_UNCONFINED (the bench's unconfined row, never
- * a runtime switch) leaves out everything but the identity.
+ * a runtime switch) leaves out everything but the identity: the walls
+ * are marked unused for that build.
  */
 #define _GNU_SOURCE
 #include "confine.h"
 
-#ifdef __linux__
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#endif
 
 /* The account the runtime runs as, by default; `make runtime-account` creates it. */
 #define RUNTIME_ACCOUNT "qmailpopup"
@@ -86,34 +90,43 @@ static long parse_id(const char *s, size_t n)
   return id >= 0xffffffffL ? -1 : id;
 }
 
-/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. */
+/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time: under softlimit -m, this program has little room. */
 static int account_ids(long *uid, long *gid)
 {
   int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
   if (fd == -1) return -1;
-  static char text[1 << 20];
-  size_t length = 0;
-  for (ssize_t r; length < sizeof text - 1 && (r = read(fd, text + length, sizeof text - 1 - length)) != 0;) {
-    if (r == -1) { if (errno == EINTR) continue; break; }
-    length += (size_t)r;
+  static const char name[] = RUNTIME_ACCOUNT ":";
+  char line[1024], chunk[4096];
+  size_t length = 0, at = 0, got = 0;
+  int found = -1, skipping = 0;
+  for (;;) {
+    ssize_t r = 1;
+    if (at == got) {
+      r = read(fd, chunk, sizeof chunk);
+      if (r == -1 && errno == EINTR) continue;
+      at = 0;
+      got = r > 0 ? (size_t)r : 0;
+    }
+    char c = r > 0 ? chunk[at++] : '\n';
+    if (r <= 0 || c == '\n') {
+      line[length] = 0;
+      /* name:password:uid:gid:... */
+      char *u, *g, *end;
+      if (!skipping && strncmp(line, name, sizeof name - 1) == 0 && (u = strchr(line + sizeof name - 1, ':'))
+          && (g = strchr(++u, ':')) && (end = strchr(g + 1, ':'))) {
+        *uid = parse_id(u, (size_t)(g - u));
+        *gid = parse_id(g + 1, (size_t)(end - g - 1));
+        found = *uid == -1 || *gid == -1 ? -1 : 0;
+        break;
+      }
+      if (r <= 0) break;
+      length = 0;
+      skipping = 0;
+    } else if (length < sizeof line - 1) line[length++] = c;
+    else skipping = 1;
   }
   close(fd);
-  text[length] = 0;
-  static const char name[] = RUNTIME_ACCOUNT ":";
-  for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-    if (strncmp(line, name, sizeof name - 1) != 0) continue;
-    /* name:password:uid:gid:... */
-    char *field = strchr(line + sizeof name - 1, ':');
-    if (!field) return -1;
-    char *u = field + 1, *g = strchr(u, ':');
-    if (!g) return -1;
-    char *end = strchr(g + 1, ':');
-    if (!end) return -1;
-    *uid = parse_id(u, (size_t)(g - u));
-    *gid = parse_id(g + 1, (size_t)(end - g - 1));
-    return *uid == -1 || *gid == -1 ? -1 : 0;
-  }
-  return -1;
+  return found;
 }
 
 /* The ids to run the runtime as, from the environment, the account, or the fallback. */
@@ -140,12 +153,14 @@ static void runtime_ids(uid_t *uid, gid_t *gid)
 /* Root's way back, closed: no capability can be regained, then the ids, checked. */
 static void become(uid_t uid, gid_t gid)
 {
+#ifdef __linux__
   /* Every capability the kernel knows: past the last, EINVAL. */
   for (unsigned long cap = 0;; cap++) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
     if (errno == EINVAL && cap > 0) break;
     refuse("PR_CAPBSET_DROP: ", strerror(errno));
   }
+#endif
   if (setgroups(0, NULL) == -1) refuse("setgroups: ", strerror(errno));
   if (setresgid(gid, gid, gid) == -1) refuse("setresgid: ", strerror(errno));
   if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", strerror(errno));
@@ -157,6 +172,18 @@ static void become(uid_t uid, gid_t gid)
   if (setresuid(0, 0, 0) != -1 || setresgid(0, 0, 0) != -1) refuse("root could be regained", "");
 }
 
+/* RLIMIT_FSIZE 0, but not where the runtime writes a regular file it was given (tcpserver ... 2>log 5>file). */
+static void __attribute__((unused)) no_file_growth(void)
+{
+  struct stat st;
+  for (int fd = 2; fd <= 5; fd += 3)
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return;
+  struct rlimit none = { 0, 0 };
+  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", strerror(errno));
+}
+
+#ifdef __linux__
+
 /* --- 3. Landlock ------------------------------------------------------------ */
 
 /* The kernel's interface (linux/landlock.h), spelled here: the C library's headers may predate ABI 6. */
@@ -165,6 +192,7 @@ struct landlock_path { uint64_t allowed_access; int32_t parent_fd; } __attribute
 #define LL_VERSION 1u
 #define LL_RULE_PATH_BENEATH 1
 #define LL_EXECUTE (1ull << 0)
+#define LL_WRITE_FILE (1ull << 1)
 #define LL_READ_FILE (1ull << 2)
 #define LL_READ_DIR (1ull << 3)
 /* EXECUTE to MAKE_SYM (ABI 1), REFER (2), TRUNCATE (3), IOCTL_DEV (5). */
@@ -192,22 +220,22 @@ struct landlock_path { uint64_t allowed_access; int32_t parent_fd; } __attribute
 static const char *const READABLE[] = {
   "/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/etc/ssl/openssl.cnf", "/etc/localtime", "/proc", "/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup",
   "/sys/kernel/mm/transparent_hugepage",
-  "/dev/urandom", "/dev/random", "/dev/null",
+  "/dev/urandom", "/dev/random",
 };
 
-static void allow(int ruleset, const char *path)
+static void allow(int ruleset, const char *path, uint64_t more)
 {
   int fd = open(path, O_PATH | O_CLOEXEC);
   if (fd == -1) return;
   struct stat st;
-  struct landlock_path rule = { .allowed_access = LL_READ_FILE | LL_EXECUTE, .parent_fd = fd };
+  struct landlock_path rule = { .allowed_access = LL_READ_FILE | LL_EXECUTE | more, .parent_fd = fd };
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) rule.allowed_access |= LL_READ_DIR;
   if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) == -1) refuse("landlock_add_rule: ", strerror(errno));
   close(fd);
 }
 
 /* Nothing written anywhere; read only what starting takes. A kernel without Landlock: nothing (the man page says so). */
-static void landlock(const char *runtime)
+static void __attribute__((unused)) landlock(const char *runtime)
 {
   long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_VERSION);
   if (abi < 1) return;
@@ -220,24 +248,16 @@ static void landlock(const char *runtime)
   if (abi >= 6) { attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL; size = sizeof attr; }
   int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
   if (ruleset == -1) refuse("landlock_create_ruleset: ", strerror(errno));
-  for (size_t i = 0; i < sizeof READABLE / sizeof READABLE[0]; i++) allow(ruleset, READABLE[i]);
+  for (size_t i = 0; i < sizeof READABLE / sizeof READABLE[0]; i++) allow(ruleset, READABLE[i], 0);
+  /* Where fd 2 is closed, Bun and Node open /dev/null in its place, for reading and writing. */
+  allow(ruleset, "/dev/null", LL_WRITE_FILE);
   /* The runtime's own directory, where a link to it leads: a run script's bundle lies next to it. */
   char real[PATH_MAX];
   if (!realpath(runtime, real)) refuse("realpath: ", strerror(errno));
   *strrchr(real, '/') = 0;
-  allow(ruleset, *real ? real : "/");
+  allow(ruleset, *real ? real : "/", 0);
   if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) refuse("landlock_restrict_self: ", strerror(errno));
   close(ruleset);
-}
-
-/* RLIMIT_FSIZE 0, but not where the runtime writes a regular file it was given (tcpserver ... 2>log 5>file). */
-static void no_file_growth(void)
-{
-  struct stat st;
-  for (int fd = 2; fd <= 5; fd += 3)
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return;
-  struct rlimit none = { 0, 0 };
-  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", strerror(errno));
 }
 
 /* --- 4. seccomp ------------------------------------------------------------- */
@@ -300,7 +320,7 @@ static const int SELF_ONLY[] = { SYS_kill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_
 /* The low half of an argument (little-endian): what the kernel takes of an int. */
 #define ARG(i) offsetof(struct seccomp_data, args[i])
 
-static void seccomp(void)
+static void __attribute__((unused)) seccomp(void)
 {
   struct sock_filter program[256];
   size_t n = 0;
@@ -353,6 +373,8 @@ static void seccomp(void)
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == -1) refuse("seccomp: ", strerror(errno));
 }
 
+#endif
+
 void confine_runtime(const char *runtime)
 {
   pid_t front = getppid();
@@ -362,22 +384,18 @@ void confine_runtime(const char *runtime)
     runtime_ids(&uid, &gid);
     become(uid, gid);
   }
+#ifdef __linux__
   /* The change of ids cleared it: the runtime does not outlive the front. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", strerror(errno));
+#endif
   if (getppid() != front) _exit(111);
 #ifndef QMAIL_POPUP_UNCONFINED
+  no_file_growth();
+#ifdef __linux__
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", strerror(errno));
   landlock(runtime);
-  no_file_growth();
   seccomp();
 #endif
-}
-
-#else
-
-void confine_runtime(const char *runtime)
-{
+#endif
   (void)runtime;
 }
-
-#endif
