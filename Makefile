@@ -97,7 +97,7 @@ dist/qmail-popup-front-linux-%: $(FRONT_SOURCES) src/front/confine.h src/version
 
 # Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
 # under a run script's softlimit -m, where nothing linked with the C library loads.
-test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d dist/test-fixtures/escape-runtime
+test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d dist/test-fixtures/escape-runtime dist/test-fixtures/qmail-popup-unconfined
 
 dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
 	@mkdir -p $(dir $@)
@@ -107,6 +107,14 @@ dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
 dist/test-fixtures/escape-runtime: test/fixtures/static/escape-runtime.c
 	@mkdir -p $(dir $@)
 	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
+# The front without the runtime's confinement (src/front/confine.c): the
+# bench's "confined against unconfined" row, and the positive control of a
+# test that the confinement would otherwise stop. Never installed; a
+# compile-time flag, never a runtime switch.
+dist/test-fixtures/qmail-popup-unconfined: $(FRONT_SOURCES) src/front/confine.h src/version.ts
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) $(FRONT_CFLAGS) -DQMAIL_POPUP_UNCONFINED -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
 dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
 	@mkdir -p $(dir $@)
@@ -308,14 +316,8 @@ clean:
 # stdout and dist/bench/*.json. BENCH_QUICK=1 for a short run; the knobs are in
 # scripts/bench.mjs.
 .PHONY: bench
-bench: build-deps test-deps runtime-account all variants dist/bench/hello dist/bench/qmail-popup-unconfined
+bench: build-deps test-deps runtime-account all variants dist/bench/hello dist/test-fixtures/qmail-popup-unconfined
 	node scripts/bench.mjs
-
-# The front without the runtime's confinement, for the bench's "confined
-# against unconfined" rows only: never installed, never a runtime switch.
-dist/bench/qmail-popup-unconfined: $(FRONT_SOURCES) src/front/confine.h src/version.ts
-	@mkdir -p dist/bench
-	$(FRONT_CC_$(HOST_ARCH)) $(FRONT_CFLAGS) -DQMAIL_POPUP_UNCONFINED -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
 # The Bun floor: scripts/bench-fixtures/hello.mjs compiled as the runtime is.
 BENCH_BUN_RUNTIME = $(RUNTIMES)/$(call bun_package,$(HOST_BUN_TARGET))/bin/bun-hardened

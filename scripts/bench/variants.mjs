@@ -100,7 +100,7 @@ export function defineVariants(fx) {
     behindFront(name, FRONT_LABELS[name] ?? name, join(dirname(/** @type {string} */ (command[0])), "qmail-popup-runtime")),
   );
   const bunRuntime = join(DIST, "qmail-popup-runtime");
-  const unconfined = join(OUT_DIR, "qmail-popup-unconfined");
+  const unconfined = join(DIST, "test-fixtures/qmail-popup-unconfined");
   /** @type {Variant[]} */
   const all = [
     { id: "floor", kind: "floor", label: "C floor: printf '+OK\\r\\n'", argv: ["/usr/bin/printf", "+OK\\r\\n"], runs: "/usr/bin/printf" },
