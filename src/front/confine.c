@@ -61,6 +61,18 @@
 #define RUNTIME_ACCOUNT "qmailpopup"
 #define FALLBACK_ID 65534
 
+/*
+ * A line on fd 2, if fd 2 is the operator's: where the front was started
+ * with it closed, it may be one of the front's own descriptors (the control
+ * socket's other end), all close-on-exec; an inherited one never is.
+ */
+static void say_line(const char *text, size_t n)
+{
+  int flags = fcntl(2, F_GETFD);
+  if (flags == -1 || (flags & FD_CLOEXEC)) return;
+  while (write(2, text, n) == -1 && errno == EINTR) {}
+}
+
 /* One line on fd 2; the runtime is not started. */
 static void refuse(const char *what, const char *why)
 {
@@ -69,14 +81,8 @@ static void refuse(const char *what, const char *why)
   for (const char *p = what; *p && n < sizeof line - 2; p++) line[n++] = *p;
   for (const char *p = why; p && *p && n < sizeof line - 2; p++) line[n++] = *p;
   line[n++] = '\n';
-  while (write(2, line, n) == -1 && errno == EINTR) {}
+  say_line(line, n);
   _exit(111);
-}
-
-static void say_line(const char *text)
-{
-  size_t n = strlen(text);
-  while (write(2, text, n) == -1 && errno == EINTR) {}
 }
 
 /* --- 1. identity ------------------------------------------------------------ */
@@ -143,9 +149,10 @@ static void runtime_ids(uid_t *uid, gid_t *gid)
     gid_number = parse_id(g, strlen(g));
     if (uid_number == -1 || gid_number == -1) refuse("QMAIL_POPUP_UID and QMAIL_POPUP_GID must be numbers (id -u qmailpopup)", "");
   } else if (account_ids(&uid_number, &gid_number) != 0) {
-    say_line("qmail-popup: warning: no account " RUNTIME_ACCOUNT " in /etc/passwd and no QMAIL_POPUP_UID:"
-             " the runtime runs as uid and gid 65534, shared with other daemons;"
-             " create the account (make runtime-account) or set QMAIL_POPUP_UID and QMAIL_POPUP_GID\n");
+    static const char warning[] = "qmail-popup: warning: no account " RUNTIME_ACCOUNT " in /etc/passwd and no QMAIL_POPUP_UID:"
+                                  " the runtime runs as uid and gid 65534, shared with other daemons;"
+                                  " create the account (make runtime-account) or set QMAIL_POPUP_UID and QMAIL_POPUP_GID\n";
+    say_line(warning, sizeof warning - 1);
     uid_number = gid_number = FALLBACK_ID;
   }
   if (uid_number == 0 || gid_number == 0) refuse("the runtime may not run as uid or gid 0", " (QMAIL_POPUP_UID, QMAIL_POPUP_GID, or the account " RUNTIME_ACCOUNT ")");
