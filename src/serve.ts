@@ -148,6 +148,7 @@ class Session {
   async run(): Promise<never> {
     await this.send(greeting(this.config, this.timestamp));
     this.platform.forbidDumps();
+    this.platform.endWithFront(this.introduction.pid);
     for (;;) {
       const event = await this.readLine();
       const step = handleLine(this.config, this.state, event);

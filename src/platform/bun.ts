@@ -44,5 +44,6 @@ export function bunPlatform(): Platform {
     // The greeting goes out through node:fs; everything after, through libc.
     write: (fd, bytes, deadlineMs) => (bound ? bound : base).write(fd, bytes, deadlineMs),
     forbidDumps: () => bind()?.forbidDumps(),
+    endWithFront: (frontPid) => (bind() ?? base).endWithFront(frontPid),
   };
 }

@@ -16,6 +16,7 @@ export interface Libc {
   write(fd: number, buffer: Uint8Array, length: number): number;
   recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
   prctl(option: number, argument: number, unused3: number, unused4: number, unused5: number): number;
+  getppid(): number;
 }
 
 type CType = "int" | "size" | "buffer" | "long";
@@ -27,6 +28,7 @@ export const LIBC_SIGNATURES: Readonly<Record<keyof Libc, readonly [readonly CTy
   write: [["int", "buffer", "size"], "int"],
   recv: [["int", "buffer", "size", "int"], "int"],
   prctl: [["int", "long", "long", "long", "long"], "int"],
+  getppid: [[], "int"],
 };
 
 /** LIBC_SIGNATURES in one runtime's type names, for this OS (prctl is Linux's own). */
@@ -65,6 +67,7 @@ export function checked(libc: Libc): Libc {
     write: (fd, buffer, length) => libc.write(fd, buffer, checkedLength(buffer, length)),
     recv: (fd, buffer, length, flags) => libc.recv(fd, buffer, checkedLength(buffer, length), flags),
     prctl: libc.prctl,
+    getppid: libc.getppid,
   };
 }
 
@@ -75,10 +78,13 @@ const MSG_PEEK = 0x2;
 const LF = 0x0a;
 /** prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by a process of the same user. */
 const PR_SET_DUMPABLE = 4;
+/** prctl(PR_SET_PDEATHSIG, SIGKILL): killed when our parent, the front, ends. */
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
 /** poll(2) failing this many times in a row (EINTR is the only expected cause) ends the wait. */
 const POLL_RETRIES = 100;
 
-export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "writeControl" | "write" | "forbidDumps">;
+export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "writeControl" | "write" | "forbidDumps" | "endWithFront">;
 
 export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => number): LibcDescriptorOps {
   const libc = checked(unchecked);
@@ -148,6 +154,12 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
     forbidDumps() {
       // Elsewhere (FreeBSD) the front starts us with RLIMIT_CORE 0; ptrace of a root process needs root.
       if (os === "linux") libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    },
+    endWithFront(frontPid) {
+      // FreeBSD: the front's procctl(PROC_PDEATHSIG_CTL) is kept across exec; the check below still holds.
+      if (os === "linux") libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      // Gone before the signal was armed: nobody would send it.
+      if (libc.getppid() !== frontPid) throw new Error("the front is gone");
     },
   };
 }

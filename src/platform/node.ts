@@ -115,6 +115,19 @@ function forbidDumps(): void {
   }
 }
 
+/**
+ * Node cannot call prctl(2) everywhere (Node 20): it looks for its parent
+ * once a second instead. Its reads and writes wait on timers, never in a
+ * blocking call, so the check runs while a session waits for its client.
+ */
+function endWithFront(frontPid: number): void {
+  const check = () => {
+    if (process.ppid !== frontPid) process.exit(1);
+  };
+  check();
+  setInterval(check, 1000).unref();
+}
+
 /** The control socket's number, as the front gave it: our only argument. */
 export function controlFdOf(argument: string | undefined): number | undefined {
   return argument !== undefined && /^[0-9]{1,9}$/.test(argument) ? Number(argument) : undefined;
@@ -131,6 +144,7 @@ export function nodePlatform(): Platform {
     writeControl,
     write: writeAll,
     forbidDumps,
+    endWithFront,
     exit: (status) => process.exit(status),
   };
 }

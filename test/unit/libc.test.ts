@@ -12,6 +12,9 @@ interface Call {
 }
 
 /** A libc that records each call and answers as a socket holding `pending` would. */
+/** The parent fakeLibc's getppid reports. */
+const FRONT_PID = 4242;
+
 function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls: Call[] } {
   const calls: Call[] = [];
   const libc: Libc = {
@@ -30,6 +33,7 @@ function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls:
       return n;
     },
     prctl: () => (calls.push({ name: "prctl", length: 0, bufferLength: 0 }), 0),
+    getppid: () => (calls.push({ name: "getppid", length: 0, bufferLength: 0 }), FRONT_PID),
   };
   return { libc, calls };
 }
@@ -98,6 +102,15 @@ describe("the descriptor operations on top of it", () => {
     const freebsd = fakeLibc();
     libcDescriptorOps(freebsd.libc, "freebsd", now).forbidDumps();
     expect(freebsd.calls).toEqual([]);
+  });
+  it("endWithFront arms the parent-death signal on Linux, then refuses to go on where the front is already gone", () => {
+    const linux = fakeLibc();
+    libcDescriptorOps(linux.libc, "linux", now).endWithFront(FRONT_PID);
+    expect(linux.calls.map(({ name }) => name)).toEqual(["prctl", "getppid"]);
+    const freebsd = fakeLibc();
+    libcDescriptorOps(freebsd.libc, "freebsd", now).endWithFront(FRONT_PID);
+    expect(freebsd.calls.map(({ name }) => name)).toEqual(["getppid"]);
+    expect(() => libcDescriptorOps(fakeLibc().libc, "linux", now).endWithFront(FRONT_PID + 1)).toThrow("the front is gone");
   });
   it("writeControl and write hand libc the rest of the bytes each time", async () => {
     const { libc, calls } = fakeLibc();
