@@ -6,6 +6,7 @@
 #
 #   --fd5=closed     fd 5 closed
 #   --fd5=broken     fd 5 a pipe whose reader is gone (a write gets EPIPE)
+#   --fd2=full:FIFO  the same for fd 2 (the launcher's log)
 #   --fd5=full:FIFO  fd 5 the FIFO (whose reader, the test, holds it open
 #                    and never reads), filled to the brim
 #   --nonblock       O_NONBLOCK set on fds 0 and 1 (the connection)
@@ -51,12 +52,13 @@ def main():
             os.close(read_end)
             os.dup2(write_end, 5)
             os.close(write_end)
-        elif option.startswith("--fd5=full:"):
+        elif option.startswith("--fd5=full:") or option.startswith("--fd2=full:"):
+            target = int(option[len("--fd"):len("--fd") + 1])
             fd = os.open(option[len("--fd5=full:"):], os.O_WRONLY | os.O_NONBLOCK)
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            os.dup2(fd, 5)
+            os.dup2(fd, target)
             os.close(fd)
-            fill(5)
+            fill(target)
         elif option == "--nonblock":
             for fd in (0, 1):
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)

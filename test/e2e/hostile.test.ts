@@ -38,7 +38,6 @@ import {
   fileContent,
   finished,
   open,
-  peakResidentKb,
   processesServing,
   serverPool,
   talk,
@@ -63,26 +62,18 @@ describe.each(COMPILED)("hostile input: $name", (variant) => {
   });
   afterAll(() => pool.stopAll());
 
-  test("10 MB without a newline, then CRLF and QUIT: one -ERR line too long, then +OK", async () => {
-    const { text, status } = await talk(plain, Buffer.concat([Buffer.alloc(10 * 1024 * 1024, "a"), Buffer.from("\r\nQUIT\r\n")]));
+  test("32 KB without a newline, then CRLF and QUIT: one -ERR line too long, then +OK", async () => {
+    const { text, status } = await talk(plain, Buffer.concat([Buffer.alloc(32 * 1024, "a"), Buffer.from("\r\nQUIT\r\n")]));
     expect(text).toBe("+OK\r\n-ERR line too long\r\n+OK \r\n");
     expect(status).toBe("0");
   });
 
-  test("memory stays bounded: 100 MB more of an endless line grow the peak by far less than 100 MB", async () => {
+  test("10 MB without a newline: the session ends once 64 KiB are in (INPUT_LIMIT), memory and CPU with it", async () => {
     const { client, pid } = await open(plain);
-    // The first command binds libc and warms up: measure from after it.
-    await client.send("NOOP\r\n");
-    await client.lines(2);
-    const before = peakResidentKb(pid);
-    for (let i = 0; i < 10; i++) await client.send(Buffer.alloc(10 * 1024 * 1024, "b"));
-    await client.send("\r\n");
-    await client.untilEndsWith("-ERR line too long\r\n");
-    const grown = peakResidentKb(pid) - before;
-    await client.send("QUIT\r\n");
-    expect(await client.untilClosed()).toBe("+OK\r\n+OK \r\n-ERR line too long\r\n+OK \r\n");
-    expect(await finished(plain, pid, client.localPort)).toBe("0");
-    expect(grown, `the peak resident memory grew by ${grown} kB`).toBeLessThan(40 * 1024);
+    void client.send(Buffer.alloc(10 * 1024 * 1024, "b"));
+    expect(await client.untilClosed()).toBe("+OK\r\n");
+    expect(await finished(plain, pid, client.localPort)).toBe("1");
+    await plain.logged("qmail-popup: more than 65536 bytes before a login: session ended\n");
   });
 
   test("the line limit, exactly: 1024 bytes with the CRLF are a command, 1025 are too long", async () => {
@@ -105,8 +96,8 @@ describe.each(COMPILED)("hostile input: $name", (variant) => {
     expect(refused.status).toBe("0");
   });
 
-  test("100 000 NOOP lines in one stream: every one answered, in order", async () => {
-    const count = 100_000;
+  test("10 000 NOOP lines in one stream (60 000 bytes, within INPUT_LIMIT): every one answered, in order", async () => {
+    const count = 10_000;
     const { text, status } = await talk(plain, "NOOP\r\n".repeat(count) + "QUIT\r\n");
     const replies = text.split("\r\n").slice(1, -1);
     expect(replies.length).toBe(count + 1);
