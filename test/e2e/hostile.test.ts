@@ -548,20 +548,24 @@ describe.each(MODES)("security: $name", (variant) => {
     },
   );
 
-  test.concurrent("a user name with ', \\, control and 8-bit bytes (and, through SASL, a LF) is logged escaped, on one line", async () => {
+  test.concurrent("a user name with ', \\, control and 8-bit bytes is logged escaped, on one line; through SASL, a LF is refused", async () => {
     const name = "o'd\\d\x01\x1b[2J\x7f\xe9\xff\rx";
     const viaUser = await talk(escaping, Buffer.from(`USER ${name}\r\nPASS nope\r\n`, "latin1"));
-    // SASL can carry any byte but NUL in a name: a LF, and a forged log line behind it.
-    const forged = `${name}\nqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= 'root'`;
-    const viaPlain = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${forged}\0nope`, "latin1").toString("base64")}\r\n`);
+    // SASL can carry any byte but NUL in a name: the same bytes but the CR, which a SASL name may not hold (issue #17).
+    const saslName = "o'd\\d\x01\x1b[2J\x7f\xe9\xffx";
+    const viaPlain = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${saslName}\0nope`, "latin1").toString("base64")}\r\n`);
+    // A LF, and a forged log line behind it: refused as a malformed response, nothing logged.
+    const forged = `${saslName}\nqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= 'root'`;
+    const viaForged = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${forged}\0nope`, "latin1").toString("base64")}\r\nQUIT\r\n`);
     expect(viaUser.status).toBe("1");
     expect(viaPlain.status).toBe("1");
+    expect(viaForged.text).toBe("+OK\r\n-ERR malformed SASL response\r\n+OK \r\n");
+    expect(viaForged.status).toBe("0");
     const log = readFileSync(escapeLog, "latin1");
-    const escaped = "o\\x27d\\x5cd\\x01\\x1b[2J\\x7f\\xe9\\xff\\x0dx";
-    expect(log).toContain(`qmail-popup: pid ${viaUser.pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= '${escaped}'\n`);
-    expect(log).toContain(
-      `qmail-popup: pid ${viaPlain.pid} Reject::AUTH::Plain P:POP3 S:127.0.0.1:unknown ?= '${escaped}\\x0aqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= \\x27root\\x27'\n`,
-    );
+    const escaped = "o\\x27d\\x5cd\\x01\\x1b[2J\\x7f\\xe9\\xff";
+    expect(log).toContain(`qmail-popup: pid ${viaUser.pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= '${escaped}\\x0dx'\n`);
+    expect(log).toContain(`qmail-popup: pid ${viaPlain.pid} Reject::AUTH::Plain P:POP3 S:127.0.0.1:unknown ?= '${escaped}x'\n`);
+    expect(log).not.toContain("evil");
     for (const line of log.split("\n").slice(0, -1)) {
       expect(line).toMatch(/^qmail-popup: pid \d+ (Accept|Reject)::[A-Za-z:-]+ P:POP3S? S:[^ ]*:[^ ]* \?= '[\x20-\x26\x28-\x7e]*'$/);
     }
