@@ -155,7 +155,9 @@ export function nodePlatform(): Platform {
     read: readSome,
     readControl,
     writeControl,
-    write: writeAll,
+    // The greeting, before anything is read, a plain write as on Bun: the first
+    // bytes on a connection cannot find it full, and node:net is loaded after it.
+    write: (fd, bytes, deadlineMs) => (fd === 1 && readDescriptors.size === 1 ? Promise.resolve(writeControl(fd, bytes)) : writeAll(fd, bytes, deadlineMs)),
     forbidDumps,
     exit: (status) => process.exit(status),
   };
