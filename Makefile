@@ -89,9 +89,9 @@ FRONT_CC_x64 = $(if $(filter x64,$(HOST_ARCH)),gcc,x86_64-linux-gnu-gcc)
 FRONT_CC_arm64 = $(if $(filter arm64,$(HOST_ARCH)),gcc,aarch64-linux-gnu-gcc)
 FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CURDIR)=. -DVERSION='"$(VERSION)"'
 
-dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/version.ts
+dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/front/resident.c src/front/resident.h src/version.ts
 	@mkdir -p dist
-	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $< && mv $@.tmp $@
+	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp src/front/qmail-popup.c src/front/resident.c && mv $@.tmp $@
 
 # Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
 # under a run script's softlimit -m, where nothing linked with the C library loads.

@@ -1,0 +1,360 @@
+/*
+ * Resident mode (issue #19, man page RESIDENT MODE): both sides kept by the
+ * front's program.
+ *
+ *  - The front's side. With QMAIL_POPUP_RESIDENT=PATH, the front connects
+ *    to the resident's unix socket instead of starting a runtime, checks
+ *    that the peer runs as the runtime's account (SO_PEERCRED), and hands
+ *    it the connection: one netstring `fds=N,N,...` carrying those
+ *    descriptors (SCM_RIGHTS), then the usual introduction. From then on
+ *    the socket is the control socket of doc/control-protocol.md.
+ *
+ *  - The resident: `qmail-popup --resident PATH [WORKERS]`, started once
+ *    by a supervisor as root. It makes the socket (mode 0600 in a
+ *    root-owned directory: only root, the fronts, may connect), starts
+ *    WORKERS runtimes (`qmail-popup-runtime --resident FD RESTART LIMIT`)
+ *    as the runtime's account, each serving many sessions, and starts a
+ *    new one for each that ends.
+ */
+
+#define _GNU_SOURCE
+#include "resident.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#define RUNTIME_ACCOUNT "qmailpopup"
+/* The descriptors a session may use: 0, 1, 2, 5 and sslserver's three. */
+#define HANDED_LIMIT 7
+/* Sessions a worker serves before it is replaced (Dovecot's restart_request_count), and at once. */
+#define DEFAULT_RESTART 10000
+#define DEFAULT_SESSION_LIMIT 5000
+#define MAX_WORKERS 256
+
+static void line(const char *first, const char *second, const char *third)
+{
+  char text[512] = "qmail-popup: ";
+  size_t n = strlen(text);
+  const char *parts[] = { first, second, third };
+  for (int i = 0; i < 3; i++)
+    for (const char *p = parts[i]; p && *p && n < sizeof text - 2; p++) text[n++] = *p;
+  text[n++] = '\n';
+  while (write(2, text, n) == -1 && errno == EINTR) {}
+}
+
+/* --- the runtime's account ------------------------------------------------ */
+
+static long parse_id(const char *s, size_t n)
+{
+  long id = 0;
+  if (n == 0 || n > 10) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    id = id * 10 + (s[i] - '0');
+  }
+  return id >= 0xffffffffL ? -1 : id;
+}
+
+/* The account's uid and gid from /etc/passwd (static: no NSS); 0 if found. */
+static int account_ids(long *uid, long *gid)
+{
+  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+  if (fd == -1) return -1;
+  static const char name[] = RUNTIME_ACCOUNT ":";
+  char text[1024], chunk[4096];
+  size_t length = 0, at = 0, got = 0;
+  int found = -1, skipping = 0;
+  for (;;) {
+    ssize_t r = 1;
+    if (at == got) {
+      r = read(fd, chunk, sizeof chunk);
+      if (r == -1 && errno == EINTR) continue;
+      at = 0;
+      got = r > 0 ? (size_t)r : 0;
+    }
+    char c = r > 0 ? chunk[at++] : '\n';
+    if (r <= 0 || c == '\n') {
+      text[length] = 0;
+      char *u, *g, *end;
+      if (!skipping && strncmp(text, name, sizeof name - 1) == 0 && (u = strchr(text + sizeof name - 1, ':'))
+          && (g = strchr(++u, ':')) && (end = strchr(g + 1, ':'))) {
+        *uid = parse_id(u, (size_t)(g - u));
+        *gid = parse_id(g + 1, (size_t)(end - g - 1));
+        found = *uid == -1 || *gid == -1 ? -1 : 0;
+        break;
+      }
+      if (r <= 0) break;
+      length = 0;
+      skipping = 0;
+    } else if (length < sizeof text - 1) text[length++] = c;
+    else skipping = 1;
+  }
+  close(fd);
+  return found;
+}
+
+/* QMAIL_POPUP_UID/GID if set, else the account's; never 0. 0 if known. */
+static int runtime_account(uid_t *uid, gid_t *gid)
+{
+  const char *u = getenv("QMAIL_POPUP_UID"), *g = getenv("QMAIL_POPUP_GID");
+  long un, gn;
+  if (u && g) {
+    un = parse_id(u, strlen(u));
+    gn = parse_id(g, strlen(g));
+  } else if (account_ids(&un, &gn) != 0) return -1;
+  if (un <= 0 || gn <= 0) return -1;
+  *uid = (uid_t)un;
+  *gid = (gid_t)gn;
+  return 0;
+}
+
+/* --- the front's side ------------------------------------------------------ */
+
+static int named_descriptor(const char *name)
+{
+  const char *v = getenv(name);
+  long fd = v ? parse_id(v, strlen(v)) : -1;
+  if (fd < 0 || fd >= 1024 || fcntl((int)fd, F_GETFD) == -1) return -1;
+  return (int)fd;
+}
+
+int resident_connect(const char *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  uid_t uid;
+  gid_t gid;
+  if (strlen(path) >= sizeof address.sun_path) { line("resident ", path, ": the path is too long"); return -1; }
+  if (runtime_account(&uid, &gid) != 0) {
+    line("resident ", path, ": no account " RUNTIME_ACCOUNT " and no QMAIL_POPUP_UID, QMAIL_POPUP_GID: not used");
+    return -1;
+  }
+  strcpy(address.sun_path, path);
+  /* Non-blocking: a resident whose queue is full is not waited for. */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1) { line("resident ", path, ": unable to make a socket"); return -1; }
+  if (connect(fd, (struct sockaddr *)&address, sizeof address) == -1) {
+    line("resident ", path, errno == EAGAIN ? ": full" : errno == ENOENT || errno == ECONNREFUSED ? ": not running" : ": unable to connect");
+    close(fd);
+    return -1;
+  }
+  struct ucred peer;
+  socklen_t size = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == -1 || size != sizeof peer || peer.uid != uid) {
+    line("resident ", path, ": the process listening there is not the runtime's account: not used");
+    close(fd);
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+int resident_hand_over(int control)
+{
+  int handed[HANDED_LIMIT], count = 0;
+  int candidates[HANDED_LIMIT] = { 0, 1, 2, 5, named_descriptor("SSLCTLFD"), named_descriptor("SSLREADFD"), named_descriptor("SSLWRITEFD") };
+  char list[128] = "fds=";
+  for (int i = 0; i < HANDED_LIMIT; i++) {
+    int fd = candidates[i], seen = 0;
+    if (fd < 0 || fcntl(fd, F_GETFD) == -1) continue;
+    for (int j = 0; j < count; j++) seen |= handed[j] == fd;
+    if (seen) continue;
+    char text[16];
+    snprintf(text, sizeof text, "%s%d", count ? "," : "", fd);
+    strcat(list, text);
+    handed[count++] = fd;
+  }
+  char message[160];
+  int n = snprintf(message, sizeof message, "%zu:%s,", strlen(list), list);
+  union { struct cmsghdr header; char space[CMSG_SPACE(sizeof handed)]; } rights;
+  memset(&rights, 0, sizeof rights);
+  struct iovec bytes = { .iov_base = message, .iov_len = (size_t)n };
+  struct msghdr m = { .msg_iov = &bytes, .msg_iovlen = 1, .msg_control = rights.space, .msg_controllen = CMSG_SPACE(count * sizeof(int)) };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(count * sizeof(int));
+  memcpy(CMSG_DATA(c), handed, count * sizeof(int));
+  ssize_t sent;
+  while ((sent = sendmsg(control, &m, MSG_NOSIGNAL)) == -1 && errno == EINTR) {}
+  if (sent != n) return -1;
+  return 0;
+}
+
+/* --- the resident ------------------------------------------------------------ */
+
+static volatile sig_atomic_t stopping;
+static void stop(int signal_number) { (void)signal_number; stopping = 1; }
+
+/* The directory of path: root's, and nobody else may write to it. */
+static int safe_directory(const char *path)
+{
+  char directory[sizeof ((struct sockaddr_un *)0)->sun_path];
+  strcpy(directory, path);
+  char *slash = strrchr(directory, '/');
+  if (!slash || slash == directory) return -1;
+  *slash = 0;
+  struct stat s;
+  if (lstat(directory, &s) == -1 || !S_ISDIR(s.st_mode) || s.st_uid != 0 || (s.st_mode & 022)) return -1;
+  return 0;
+}
+
+/*
+ * In the worker's process: the runtime's account, no way back, the runtime
+ * in resident mode. The worker closes `retiring` when it stops accepting
+ * (after RESTART sessions), so that its replacement starts while it ends
+ * the sessions it has.
+ */
+static void exec_worker(const char *runtime, int listening, int retiring, uid_t uid, gid_t gid, const char *restart, const char *limit)
+{
+  int fd = fcntl(listening, F_DUPFD, 3), retire = fcntl(retiring, F_DUPFD, 3);
+  if (fd == -1 || retire == -1) _exit(111);
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+  for (int number = 1; number < NSIG; number++)
+    if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  struct rlimit core = { 0, 0 };
+  setrlimit(RLIMIT_CORE, &core);
+  if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1
+      || setresuid(0, 0, 0) != -1) {
+    line("resident: unable to become the runtime's account: ", strerror(errno), "");
+    _exit(111);
+  }
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) _exit(111);
+#endif
+  /*
+   * listen(2) here, as the runtime's account: it sets the credentials a
+   * front reads with SO_PEERCRED (bind's or connect's caller's are not what
+   * a front sees). Each worker listens again; the socket stays one queue.
+   */
+  if (listen(fd, SOMAXCONN) == -1) {
+    line("resident: unable to listen: ", strerror(errno), "");
+    _exit(111);
+  }
+  char text[16], retire_text[16];
+  snprintf(text, sizeof text, "%d", fd);
+  snprintf(retire_text, sizeof retire_text, "%d", retire);
+  char *argv[] = { "qmail-popup-runtime", "--resident", text, retire_text, (char *)restart, (char *)limit, NULL };
+  char *envp[] = { NULL };
+  execve(runtime, argv, envp);
+  line("resident: unable to run ", runtime, "");
+  _exit(111);
+}
+
+static long positive(const char *text, long fallback, long maximum)
+{
+  long n = text && *text ? parse_id(text, strlen(text)) : fallback;
+  if (n <= 0) n = fallback;
+  return n > maximum ? maximum : n;
+}
+
+static void child_ended(int signal_number) { (void)signal_number; }
+
+int resident_main(int argc, char **argv, const char *runtime)
+{
+  if (argc < 3 || argc > 4) { line("usage: qmail-popup --resident PATH [WORKERS]", "", ""); return 100; }
+  const char *path = argv[2];
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long workers = positive(argc == 4 ? argv[3] : NULL, cores > 0 ? cores : 1, MAX_WORKERS);
+  char restart[24], limit[24];
+  snprintf(restart, sizeof restart, "%ld", positive(getenv("QMAIL_POPUP_RESIDENT_RESTART"), DEFAULT_RESTART, 1000000000));
+  snprintf(limit, sizeof limit, "%ld", positive(getenv("QMAIL_POPUP_RESIDENT_SESSIONS"), DEFAULT_SESSION_LIMIT, 1000000));
+  uid_t uid;
+  gid_t gid;
+  if (!runtime) { line("resident: unable to find qmail-popup-runtime", "", ""); return 111; }
+  if (getuid() != 0) { line("resident: must be started as root: it makes a socket only root may reach", "", ""); return 111; }
+  if (runtime_account(&uid, &gid) != 0) {
+    line("resident: no account " RUNTIME_ACCOUNT " and no QMAIL_POPUP_UID, QMAIL_POPUP_GID (never 0)", "", "");
+    return 111;
+  }
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof address.sun_path || path[0] != '/') { line("resident: ", path, ": not an absolute path short enough for a socket"); return 111; }
+  if (safe_directory(path) != 0) { line("resident: ", path, ": its directory must exist, be root's and writable by nobody else"); return 111; }
+  strcpy(address.sun_path, path);
+  struct stat old;
+  if (lstat(path, &old) == 0 && S_ISSOCK(old.st_mode)) unlink(path);
+  int listening = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  mode_t mask = umask(077);
+  if (listening == -1 || bind(listening, (struct sockaddr *)&address, sizeof address) == -1) {
+    line("resident: unable to bind ", path, errno == EADDRINUSE ? ": something else is there" : "");
+    return 111;
+  }
+  umask(mask);
+  /* Bound, not listening: each worker listens as the runtime's account (exec_worker). */
+  if (chmod(path, 0600) == -1) { line("resident: unable to chmod ", path, ""); return 111; }
+
+  struct sigaction on_stop = { .sa_handler = stop }, on_child = { .sa_handler = child_ended };
+  sigemptyset(&on_stop.sa_mask);
+  sigemptyset(&on_child.sa_mask);
+  sigaction(SIGTERM, &on_stop, NULL);
+  sigaction(SIGINT, &on_stop, NULL);
+  /* No SA_RESTART: a worker's end interrupts the poll below. */
+  sigaction(SIGCHLD, &on_child, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  /* Each slot: the worker serving it, and the read end of the pipe it closes when it retires. */
+  pid_t pids[MAX_WORKERS] = { 0 };
+  struct pollfd retiring[MAX_WORKERS];
+  time_t started[MAX_WORKERS] = { 0 };
+  for (long i = 0; i < workers; i++) retiring[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
+  while (!stopping) {
+    for (long i = 0; i < workers && !stopping; i++) {
+      if (retiring[i].fd != -1) continue;
+      /* A worker that ended within a second of its start is not replaced at once: no spinning. */
+      if (started[i] && time(NULL) - started[i] < 1) sleep(1);
+      int retire[2];
+      if (pipe2(retire, O_CLOEXEC) == -1) { line("resident: unable to make a pipe: ", strerror(errno), ""); sleep(1); continue; }
+      pid_t pid = fork();
+      if (pid == 0) exec_worker(runtime, listening, retire[1], uid, gid, restart, limit);
+      close(retire[1]);
+      if (pid > 0) { pids[i] = pid; started[i] = time(NULL); retiring[i].fd = retire[0]; }
+      else { close(retire[0]); line("resident: unable to fork: ", strerror(errno), ""); sleep(1); }
+    }
+    poll(retiring, (nfds_t)workers, 1000);
+    /* A retired worker (its pipe closed) is replaced now; it ends its sessions, then itself. */
+    for (long i = 0; i < workers; i++)
+      if (retiring[i].fd != -1 && (retiring[i].revents & (POLLHUP | POLLIN))) {
+        close(retiring[i].fd);
+        retiring[i].fd = -1;
+        pids[i] = 0;
+      }
+    int status;
+    for (pid_t ended; (ended = waitpid(-1, &status, WNOHANG)) > 0;) {
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char text[24];
+        snprintf(text, sizeof text, "%d", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        line("resident: a worker ", WIFSIGNALED(status) ? "was killed by signal " : "ended with status ", text);
+      }
+      for (long i = 0; i < workers; i++)
+        if (pids[i] == ended && retiring[i].fd != -1) { close(retiring[i].fd); retiring[i].fd = -1; pids[i] = 0; }
+    }
+  }
+  unlink(path);
+  for (long i = 0; i < workers; i++)
+    if (pids[i] > 0) kill(pids[i], SIGTERM);
+  /* Those still ending their sessions die with us (PR_SET_PDEATHSIG). */
+  while (wait(NULL) > 0 || errno == EINTR) {}
+  return 0;
+}
