@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, watch, writeFileSync 
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { FRONT_VARIANTS, ROOT, ServerProcess, Waiters, spawnClosingFds } from "../../scripts/lib/tcpserver.mjs";
+import { FRONT_VARIANTS, ROOT, ServerProcess, Waiters, spawnClosingFds, startResident } from "../../scripts/lib/tcpserver.mjs";
 
 export { ROOT };
 /** The subject of message 1 in the Maildir make-maildir creates. */
@@ -19,6 +19,9 @@ export const FIXTURES = join(ROOT, "test/fixtures");
 export interface Variant {
   readonly name: string;
   readonly command: readonly string[];
+  /** Resident mode: the resident's socket (started with the first server), and the front's variables naming it. */
+  readonly resident?: string;
+  readonly env?: Record<string, string>;
 }
 
 /**
@@ -92,8 +95,9 @@ export class TcpServer {
         options.hostname ?? "mail.test",
         ...(options.subprogram ?? [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"]),
       ];
+    if (options.variant.resident !== undefined) await startResident(options.variant.resident);
     if (options.tls !== undefined) return TcpServer.startTls(options, args);
-    const env = { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env };
+    const env = { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env, ...options.variant.env };
     return new TcpServer(await ServerProcess.tcpserver({ command: [...options.variant.command, ...args], env, fd5: options.logFile }));
   }
 
@@ -105,6 +109,7 @@ export class TcpServer {
       CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent",
       ...(options.tls === "starttls" ? { UCSPITLS: "" } : {}),
       ...options.env,
+      ...options.variant.env,
     };
     const argv = [
       "/usr/bin/python3", join(ROOT, "test/ucspi-tls/sslserver.py"),
