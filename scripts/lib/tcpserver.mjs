@@ -55,14 +55,15 @@ const residents = new Map();
  * @param {string} socket
  * @param {string} [front]
  * @param {Record<string, string>} [env]
+ * @param {number} [workers]
  * @returns {Promise<ServerProcess>}
  */
-export function startResident(socket = RESIDENT_SOCKET, front = join(ROOT, "dist/qmail-popup"), env = { PATH: "/usr/bin:/bin" }) {
+export function startResident(socket = RESIDENT_SOCKET, front = join(ROOT, "dist/qmail-popup"), env = { PATH: "/usr/bin:/bin" }, workers = 2) {
   let started = residents.get(socket);
   if (started === undefined) {
     started = (async () => {
       mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
-      const server = new ServerProcess(spawnClosingFds(["/usr/bin/setpriv", "--pdeathsig", "KILL", front, "--resident", socket, "2"], { env, group: true }), true);
+      const server = new ServerProcess(spawnClosingFds(["/usr/bin/setpriv", "--pdeathsig", "KILL", front, "--resident", socket, String(workers)], { env, group: true }), true);
       process.on("exit", () => server.killNow());
       const listening = () => readFileSync("/proc/net/unix", "latin1").split("\n").some((line) => line.endsWith(` ${socket}`) && / 00010000 0001 01 /.test(line));
       const deadline = Date.now() + 20_000;

@@ -234,8 +234,13 @@ static void exec_worker(const char *runtime, int listening, int retiring, uid_t 
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  struct rlimit core = { 0, 0 };
+  struct rlimit core = { 0, 0 }, files;
   setrlimit(RLIMIT_CORE, &core);
+  /* Each session holds up to eight descriptors: the worker may have all the administrator allows. */
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1
       || setresuid(0, 0, 0) != -1) {
     line("resident: unable to become the runtime's account: ", strerror(errno), "");
