@@ -3,11 +3,12 @@
 #                   for this host), and the Node and Deno bundles
 #   make test       everything: installs what the tests need, builds, runs them
 #   make fuzz       the core's property tests, FUZZ_RUNS (200000) cases each
-#   make demo       a POP3 service on 127.0.0.1:11110 with a demo user
+#   make demo       a POP3 service on 127.0.0.1:11110 (PORT=) with a demo user
 #   make install    into $(DESTDIR)$(PREFIX) (default /var/qmail), from already built
 #                   binaries: needs neither Node nor node_modules (QMAIL_POPUP_FRONT= and
 #                   QMAIL_POPUP_RUNTIME= pick other artifacts, e.g. dist/qmail-popup-front-linux-arm64
-#                   and dist/qmail-popup-bun-linux-arm64)
+#                   and dist/qmail-popup-bun-linux-arm64, of one release); keeps a qmail-popup
+#                   that is not ours as qmail-popup.orig, which make uninstall puts back
 #   make dist       the release matrix: dist/qmail-popup-<runtime>-<os>-<arch>, dist/SHA256SUMS
 #   make dist-ci    what `make test` builds and tests: the matrix and the .deb
 #   make deb        dist/qmail-popup_<version>_amd64.deb (DEB_ARCH=arm64 for arm64)
@@ -51,7 +52,7 @@ SEA_BUILDER := $(RUNTIMES)/node-linux-$(HOST_ARCH)/bin/node
 # Bun names its targets arm64, its npm packages aarch64.
 bun_package = @oven/bun-$(subst arm64,aarch64,$(1))
 
-.PHONY: all test unit fuzz e2e deps build-deps test-deps demo install install-bin install-man uninstall clean typecheck variants test-fixtures
+.PHONY: all test unit fuzz e2e deps build-deps host-build-deps test-deps demo-deps demo install install-bin install-man uninstall runtime-account clean typecheck variants test-fixtures
 .PHONY: dist dist-ci dist-test-deps dist-emulators deb freebsd-port check-reproducible check-versions
 
 all: dist/qmail-popup dist/qmail-popup-runtime dist/qmail-popup-node.mjs dist/qmail-popup-deno.mjs
@@ -64,9 +65,12 @@ define apt_install
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null; fi
 endef
 
-# The C compilers for the front: this host's, and arm64's with its static C library.
-build-deps:
-	$(call apt_install,gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross,--no-install-recommends)
+# The C compilers for the front: this host's (all make demo needs), and arm64's with its static C library.
+host-build-deps:
+	$(call apt_install,gcc libc6-dev,--no-install-recommends)
+
+build-deps: host-build-deps
+	$(call apt_install,gcc-aarch64-linux-gnu libc6-dev-arm64-cross,--no-install-recommends)
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -144,9 +148,15 @@ dist/qmail-popup-deno.mjs: node_modules/.package-lock.json $(SOURCES)
 typecheck: deps
 	$(BIN)/tsc --noEmit -p .
 
-# The Debian packages the end-to-end tests use: real tcpserver and real clients.
-test-deps:
-	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff xinetd socat stunnel4 daemontools systemd haproxy,)
+# What scripts/demo runs: tcpserver, and python3 for the test checkpassword,
+# pop3d and make-maildir.
+demo-deps:
+	$(call apt_install,ucspi-tcp python3,--no-install-recommends)
+
+# The Debian packages the end-to-end tests use: real tcpserver, real clients,
+# real launchers, and fail2ban (test/e2e/fail2ban.test.ts).
+test-deps: demo-deps
+	$(call apt_install,ucspi-tcp curl fetchmail mpop python3 openssl groff xinetd socat stunnel4 daemontools systemd haproxy fail2ban,)
 
 # What test/e2e/binaries.test.ts and install.test.ts use to look into the
 # artifacts: readelf and strings (binutils), file, dpkg-deb and lintian.
@@ -170,7 +180,8 @@ FUZZ_RUNS ?= 200000
 fuzz: deps
 	FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/property
 
-demo: build-deps test-deps all
+# Only what the demo uses: this host's C compiler, tcpserver, python3, the host's pair.
+demo: host-build-deps demo-deps dist/qmail-popup dist/qmail-popup-runtime
 	sh scripts/demo
 
 # --- release matrix ------------------------------------------------------------
@@ -238,7 +249,7 @@ DEB_COMPRESSION = -Zxz -z1
 
 deb: $(DEB)
 
-$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides
+$(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8 packaging/debian/build-deb packaging/debian/control.in packaging/debian/copyright packaging/debian/changelog packaging/debian/lintian-overrides packaging/debian/preinst packaging/debian/postinst packaging/debian/postrm $(shell find packaging/services packaging/fail2ban -type f)
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 # The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
@@ -253,28 +264,42 @@ check-versions:
 
 # --- install -------------------------------------------------------------------
 # No dependency on the build: this installs what is in dist/ (or QMAIL_POPUP_FRONT and QMAIL_POPUP_RUNTIME),
-# so it runs on a host without Node. The binary goes in under a temporary name
+# so it runs on a host without Node. Each file goes in under a temporary name
 # and is renamed over the old one: tcpserver starting a connection meanwhile
 # executes either the old binary or the new one, never a partial file.
 
-install: install-bin install-man
+# The runtime's account (issue #18; the same target as in branch priv): made
+# on this host by `make install`; with DESTDIR, on the host it is meant for.
+DESTDIR_NOTE = installed under $(DESTDIR): on the host it is for, run make runtime-account as root (the account qmailpopup)
+install: $(if $(DESTDIR),,runtime-account) install-bin install-man
+	$(if $(DESTDIR),@echo '$(DESTDIR_NOTE)')
 
-# The runtime first: a connection meanwhile finds the old front with the new
-# runtime, which speaks the same control protocol within one version.
+# packaging/install-files refuses a front and runtime of two
+# releases, keeps a qmail-popup that is not ours as qmail-popup.orig, and
+# renames the new files into place, the runtime first, leaving nothing behind
+# when a copy fails.
 install-bin:
-	@for f in $(QMAIL_POPUP_FRONT) $(QMAIL_POPUP_RUNTIME); do test -f $$f || { echo "$$f is missing: build it first (make), or give QMAIL_POPUP_FRONT= and QMAIL_POPUP_RUNTIME=" >&2; exit 1; }; done
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 755 $(QMAIL_POPUP_RUNTIME) $(DESTDIR)$(BINDIR)/.qmail-popup-runtime.new
-	mv -f $(DESTDIR)$(BINDIR)/.qmail-popup-runtime.new $(DESTDIR)$(BINDIR)/qmail-popup-runtime
-	install -m 755 $(QMAIL_POPUP_FRONT) $(DESTDIR)$(BINDIR)/.qmail-popup.new
-	mv -f $(DESTDIR)$(BINDIR)/.qmail-popup.new $(DESTDIR)$(BINDIR)/qmail-popup
+	sh packaging/install-files bin $(DESTDIR)$(BINDIR) $(QMAIL_POPUP_FRONT) $(QMAIL_POPUP_RUNTIME) packaging/services/qmail-popup-logfile
 
 install-man:
-	install -d $(DESTDIR)$(MANDIR)/man8
-	install -m 644 man/qmail-popup.8 $(DESTDIR)$(MANDIR)/man8/qmail-popup.8
+	sh packaging/install-files man $(DESTDIR)$(MANDIR) man/qmail-popup.8
 
+# Puts back what install kept as qmail-popup.orig (and qmail-popup.8.orig).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/qmail-popup $(DESTDIR)$(BINDIR)/qmail-popup-runtime $(DESTDIR)$(MANDIR)/man8/qmail-popup.8
+	sh packaging/install-files uninstall $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
+
+# The account the front runs the runtime as when started as root (man page,
+# PRIVILEGE MODEL): a system user and group qmailpopup, no home, no shell.
+# Idempotent; the front finds it in /etc/passwd. (Branch priv's recipe, as
+# it was when this was written: the integrator keeps one.) Never removed by
+# uninstall: files it may have come to own would pass to its uid's next owner.
+runtime-account:
+	@id -u qmailpopup >/dev/null 2>&1 || \
+	if command -v adduser >/dev/null 2>&1 && adduser --help 2>&1 | grep -q -- --system; then \
+	  adduser --system --group --no-create-home --home /nonexistent --shell /usr/sbin/nologin qmailpopup >/dev/null 2>&1; \
+	else \
+	  groupadd --system qmailpopup 2>/dev/null || true; \
+	  useradd --system --gid qmailpopup --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin qmailpopup; fi
 
 clean:
 	rm -rf dist

@@ -766,7 +766,69 @@ static enum outcome run_login(char **argv, struct plan *plan)
     say("unable to run ", argv[0], ": ", strerror(error), NULL);
     return UNRUNNABLE;
   }
+  /*
+   * The fd-5 line says Reject for a wrong password, a temporary failure and
+   * a crash alike: the operator's log says which, so that a broken login
+   * program does not pass for password guessing. A wrong password (exit 1)
+   * gets no line here: fd 5 has it.
+   */
+  char pid[24], signal_number[24];
+  if (WIFSIGNALED(status))
+    say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " was killed by signal ",
+        decimal(WTERMSIG(status), signal_number), " (", strsignal(WTERMSIG(status)), ")", NULL);
+  else if (WIFEXITED(status) && WEXITSTATUS(status) == 111)
+    say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " exited 111: a temporary failure", NULL);
   return outcome_of(status);
+}
+
+/*
+ * QMAIL_POPUP_FAILURE_DELAY=SECONDS: how long a wrong password waits for its
+ * reply, against guessing (Dovecot's auth_failure_delay). Off unless set.
+ * The login program has ended: this holds only this connection.
+ */
+#define FAILURE_DELAY_LIMIT 60
+static void delay_failure(void)
+{
+  const char *text = getenv("QMAIL_POPUP_FAILURE_DELAY");
+  if (!text || !*text) return;
+  long seconds = 0;
+  for (const char *p = text; *p && seconds <= FAILURE_DELAY_LIMIT; p++)
+    seconds = *p >= '0' && *p <= '9' ? seconds * 10 + (*p - '0') : FAILURE_DELAY_LIMIT + 1;
+  if (seconds > FAILURE_DELAY_LIMIT) {
+    say("QMAIL_POPUP_FAILURE_DELAY is not a number of seconds from 0 to 60: no delay", NULL);
+    return;
+  }
+  struct timespec left = { .tv_sec = seconds, .tv_nsec = 0 };
+  while (nanosleep(&left, &left) == -1 && errno == EINTR) {}
+}
+
+/* The fd-5 line, and a line on fd 2 when it could not be written (a full disk, a reader that stalled). */
+static void write_log_line(const char *line, size_t length, int timeout)
+{
+  errno = 0;
+  if (write_all(5, line, length, timeout) == 0) return;
+  char pid[24], seconds[24];
+  if (errno)
+    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", strerror(errno), NULL);
+  else
+    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: no room in it for ",
+        decimal(timeout, seconds), " seconds: line dropped", NULL);
+}
+
+/* --- the host ------------------------------------------------------------ */
+
+/*
+ * Linux: the runtimes need /proc (Bun aborts with a crash report without
+ * it); refuse before the greeting, with one line, rather than let it crash.
+ */
+static void require_proc(void)
+{
+#ifdef __linux__
+  if (access("/proc/self/exe", F_OK) == 0) return;
+  say("/proc is not mounted (/proc/self/exe: ", strerror(errno), "): the runtime needs it", NULL);
+  write_all(1, TEMPORARY_REPLY, sizeof TEMPORARY_REPLY - 1, DEFAULT_TIMEOUT);
+  _exit(1);
+#endif
 }
 
 /* --- main ---------------------------------------------------------------- */
@@ -953,6 +1015,7 @@ static int report_versions(const char *runtime)
 
 int main(int argc, char **argv)
 {
+  require_proc();
   harden();
   const char *runtime = runtime_path(argv[0]);
   if (argc == 2 && strcmp(argv[1], "--version") == 0) return report_versions(runtime);
@@ -1023,10 +1086,11 @@ int main(int argc, char **argv)
   }
 
   enum outcome outcome = run_login(argv + 2, &plan);
+  if (outcome == FAIL) delay_failure();
   if (plan.reply[outcome] && plan.reply_length[outcome] > 0)
     write_all(plan.output, plan.reply[outcome], plan.reply_length[outcome], plan.timeout);
   if (plan.line[outcome] && plan.line_length[outcome] > 0)
-    write_all(5, plan.line[outcome], plan.line_length[outcome], plan.timeout);
+    write_log_line(plan.line[outcome], plan.line_length[outcome], plan.timeout);
   wipe(said.bytes, said.size);
   return outcome == ACCEPT ? 0 : 1;
 }

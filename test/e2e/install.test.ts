@@ -6,13 +6,13 @@
 // qmail-popup is installed as two files side by side: bin/qmail-popup, the
 // front (static C), and bin/qmail-popup-runtime, which the front starts.
 
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ROOT, tempDir } from "./harness.ts";
+import { Client, ROOT, tempDir } from "./harness.ts";
 
 const VERSION = /export const VERSION = "([^"]+)";/.exec(readFileSync(join(ROOT, "src/version.ts"), "utf8"))![1]!;
 const DEB_ARCH = process.arch === "arm64" ? "arm64" : "amd64";
@@ -61,34 +61,42 @@ function greets(front: string, prefix: readonly string[] = []): void {
 }
 
 describe("make install", () => {
-  it("installs bin/qmail-popup and bin/qmail-popup-runtime (755) and man/man8/qmail-popup.8 (644) under DESTDIR/var/qmail; the pair greets", () => {
+  it("installs bin/qmail-popup, bin/qmail-popup-runtime, bin/qmail-popup-logfile (755) and man/man8/qmail-popup.8 (644) under DESTDIR/var/qmail; the pair greets", () => {
     const destdir = tempDir("qmail-popup-install-");
     const result = make(["install", `DESTDIR=${destdir}`]);
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
+    // With DESTDIR, the account is not made here: it says what to run on the target host.
+    expect(result.stdout).toContain(`installed under ${destdir}: on the host it is for, run make runtime-account as root (the account qmailpopup)\n`);
     const front = join(destdir, "var/qmail/bin/qmail-popup");
     const runtime = join(destdir, "var/qmail/bin/qmail-popup-runtime");
+    const logfile = join(destdir, "var/qmail/bin/qmail-popup-logfile");
     const page = join(destdir, "var/qmail/man/man8/qmail-popup.8");
-    expect([mode(front), mode(runtime), mode(page)]).toEqual(["755", "755", "644"]);
+    expect([mode(front), mode(runtime), mode(logfile), mode(page)]).toEqual(["755", "755", "755", "644"]);
     expect(same(front, HOST_FRONT)).toBe(true);
     expect(same(runtime, HOST_RUNTIME)).toBe(true);
+    expect(same(logfile, join(ROOT, "packaging/services/qmail-popup-logfile"))).toBe(true);
     expect(same(page, join(ROOT, "man/qmail-popup.8"))).toBe(true);
-    // Nothing but the three files (no temporary left behind by the renames).
-    expect(run("find", [destdir, "-type", "f"]).stdout.trim().split("\n").sort()).toEqual([front, runtime, page].sort());
+    // Nothing but the four files (no temporary left behind by the renames).
+    expect(run("find", [destdir, "-type", "f"]).stdout.trim().split("\n").sort()).toEqual([front, runtime, logfile, page].sort());
     greets(front);
   });
 
-  it("builds nothing: it only copies (no bun, esbuild, npm or node in its commands), the runtime first", () => {
-    const commands = make(["-n", "install", "DESTDIR=/nonexistent"]).stdout.split("\n");
-    const bin = "/nonexistent/var/qmail/bin";
-    const runtimeRenamed = commands.indexOf(`mv -f ${bin}/.qmail-popup-runtime.new ${bin}/qmail-popup-runtime`);
-    const frontInstalled = commands.indexOf(`install -m 755 dist/qmail-popup ${bin}/.qmail-popup.new`);
-    expect(commands).toContain(`install -m 755 dist/qmail-popup-runtime ${bin}/.qmail-popup-runtime.new`);
-    expect(commands).toContain(`mv -f ${bin}/.qmail-popup.new ${bin}/qmail-popup`);
+  it("builds nothing: it only copies (no bun, esbuild, npm or node in its commands); every copy made before the first rename, the runtime renamed before the front", () => {
+    const commands = make(["-n", "install", "DESTDIR=/nonexistent"]).stdout;
+    expect(commands).toContain("sh packaging/install-files bin /nonexistent/var/qmail/bin dist/qmail-popup dist/qmail-popup-runtime packaging/services/qmail-popup-logfile\n");
+    expect(commands).not.toMatch(/\b(bun|bunx|esbuild|npm|npx|node|deno|tsc)\b/);
+    // With DESTDIR, no account is made on this host.
+    expect(commands).not.toContain("qmailpopup >/dev/null");
+    expect(make(["-n", "install"]).stdout).toContain("adduser --system --group --no-create-home --home /nonexistent --shell /usr/sbin/nologin qmailpopup");
+    const script = readFileSync(join(ROOT, "packaging/install-files"), "latin1").split("\n");
+    const at = (text: string) => script.findIndex((line) => line.includes(text));
+    const copies = ['install -m 755 "$runtime"', 'install -m 755 "$front"', 'install -m 755 "$logfile"'].map(at);
+    const renames = ['mv -f "$bin/.qmail-popup-runtime.new"', 'mv -f "$bin/.qmail-popup.new"'].map(at);
+    expect([...copies, ...renames].every((line) => line > -1)).toBe(true);
+    expect(Math.max(...copies)).toBeLessThan(Math.min(...renames));
     // A connection meanwhile finds the old front with the new runtime, never a front without one.
-    expect(runtimeRenamed).toBeGreaterThan(-1);
-    expect(frontInstalled).toBeGreaterThan(runtimeRenamed);
-    expect(commands.join("\n")).not.toMatch(/\b(bun|bunx|esbuild|npm|npx|node|deno|tsc)\b/);
+    expect(renames[0]).toBeLessThan(renames[1]!);
   });
 
   it("runs on a host without Node: node hidden, PATH=/usr/bin:/bin", () => {
@@ -121,7 +129,7 @@ describe("make install", () => {
       const destdir = tempDir("qmail-popup-install-missing-");
       const result = make(["install", `DESTDIR=${destdir}`, `${variable}=${path}`]);
       expect(result.status).not.toBe(0);
-      expect(result.stderr).toContain(`${path} is missing: build it first (make), or give QMAIL_POPUP_FRONT= and QMAIL_POPUP_RUNTIME=\n`);
+      expect(result.stderr).toContain(`install-files: ${path} is missing: build it first (make), or give QMAIL_POPUP_FRONT= and QMAIL_POPUP_RUNTIME=\n`);
       expect(existsSync(join(destdir, "var/qmail/bin/qmail-popup"))).toBe(false);
       expect(existsSync(join(destdir, "var/qmail/bin/qmail-popup-runtime"))).toBe(false);
     });
@@ -159,12 +167,281 @@ describe("make install", () => {
     greets(front);
   });
 
-  it("make uninstall removes the three files", () => {
+  it("make uninstall removes the four files", () => {
     const destdir = tempDir("qmail-popup-uninstall-");
     expect(make(["install", `DESTDIR=${destdir}`]).status).toBe(0);
     expect(make(["uninstall", `DESTDIR=${destdir}`]).status).toBe(0);
     expect(run("find", [destdir, "-type", "f"]).stdout).toBe("");
   });
+});
+
+/** A stand-in for qmail's own qmail-popup: it only says "original". */
+const ORIGINAL = '#!/bin/sh\ncat >/dev/null\necho original\n';
+
+function says(program: string): string {
+  const result = run(program, ["mail.test", "/bin/true"], { input: "QUIT\r\n" });
+  return result.stdout + result.stderr;
+}
+
+/** The files (hidden ones too) in dir, sorted. */
+function listing(dir: string): string[] {
+  return run("ls", ["-A1", dir]).stdout.split("\n").filter((name) => name !== "").sort();
+}
+
+describe("make install next to the administrator's own qmail-popup (issue #18)", () => {
+  it("keeps it as qmail-popup.orig (a second install leaves that alone), and make uninstall puts it back", () => {
+    const destdir = tempDir("qmail-popup-install-original-");
+    const bin = join(destdir, "var/qmail/bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "qmail-popup"), ORIGINAL, { mode: 0o755 });
+    expect(says(join(bin, "qmail-popup"))).toBe("original\n");
+
+    const first = make(["install", `DESTDIR=${destdir}`]);
+    expect(first.stderr).toBe("");
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain(`kept ${bin}/qmail-popup (not qmail-popup's) as ${bin}/qmail-popup.orig: make uninstall puts it back\n`);
+    expect(listing(bin)).toEqual(["qmail-popup", "qmail-popup-logfile", "qmail-popup-runtime", "qmail-popup.orig"]);
+    greets(join(bin, "qmail-popup"));
+    expect(says(join(bin, "qmail-popup.orig"))).toBe("original\n");
+
+    const second = make(["install", `DESTDIR=${destdir}`]);
+    expect(second.status).toBe(0);
+    expect(second.stdout).not.toContain("kept");
+    expect(says(join(bin, "qmail-popup.orig"))).toBe("original\n");
+    greets(join(bin, "qmail-popup"));
+
+    const removed = make(["uninstall", `DESTDIR=${destdir}`]);
+    expect(removed.stderr).toBe("");
+    expect(removed.status).toBe(0);
+    expect(removed.stdout).toContain(`put back ${bin}/qmail-popup (the one make install kept as qmail-popup.orig)\n`);
+    expect(listing(bin)).toEqual(["qmail-popup"]);
+    expect(says(join(bin, "qmail-popup"))).toBe("original\n");
+    expect(run("find", [destdir, "-type", "f"]).stdout).toBe(`${bin}/qmail-popup\n`);
+  });
+
+  it("keeps qmail's own man page as qmail-popup.8.orig and puts it back", () => {
+    const destdir = tempDir("qmail-popup-install-original-man-");
+    const man8 = join(destdir, "var/qmail/man/man8");
+    mkdirSync(man8, { recursive: true });
+    const theirs = ".TH qmail-popup 8\n.SH NAME\nqmail-popup \\- read a POP username and password\n";
+    writeFileSync(join(man8, "qmail-popup.8"), theirs);
+    expect(make(["install", `DESTDIR=${destdir}`]).status).toBe(0);
+    expect(same(join(man8, "qmail-popup.8"), join(ROOT, "man/qmail-popup.8"))).toBe(true);
+    expect(readFileSync(join(man8, "qmail-popup.8.orig"), "latin1")).toBe(theirs);
+    expect(make(["uninstall", `DESTDIR=${destdir}`]).status).toBe(0);
+    expect(listing(man8)).toEqual(["qmail-popup.8"]);
+    expect(readFileSync(join(man8, "qmail-popup.8"), "latin1")).toBe(theirs);
+  });
+
+  it("refuses to install over a qmail-popup not its own when qmail-popup.orig exists already, and changes nothing", () => {
+    const destdir = tempDir("qmail-popup-install-two-originals-");
+    const bin = join(destdir, "var/qmail/bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "qmail-popup"), ORIGINAL, { mode: 0o755 });
+    writeFileSync(join(bin, "qmail-popup.orig"), ORIGINAL.replace("original", "older"), { mode: 0o755 });
+    const result = make(["install-bin", `DESTDIR=${destdir}`]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`install-files: ${bin}/qmail-popup is not qmail-popup's and ${bin}/qmail-popup.orig exists: move one of them away first\n`);
+    expect(listing(bin)).toEqual(["qmail-popup", "qmail-popup.orig"]);
+    expect(says(join(bin, "qmail-popup"))).toBe("original\n");
+  });
+
+  it("make uninstall leaves a qmail-popup that is not its own", () => {
+    const destdir = tempDir("qmail-popup-uninstall-theirs-");
+    const bin = join(destdir, "var/qmail/bin");
+    expect(make(["install-bin", `DESTDIR=${destdir}`]).status).toBe(0);
+    // qmail reinstalled over ours meanwhile.
+    writeFileSync(join(bin, "qmail-popup"), ORIGINAL, { mode: 0o755 });
+    const result = make(["uninstall", `DESTDIR=${destdir}`]);
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain(`install-files: ${bin}/qmail-popup is not qmail-popup's: left as it is\n`);
+    expect(listing(bin)).toEqual(["qmail-popup"]);
+    expect(says(join(bin, "qmail-popup"))).toBe("original\n");
+  });
+});
+
+/** The front compiled as make does, but saying it is version, into dir/qmail-popup. */
+function frontOfVersion(version: string, dir: string): string {
+  const front = join(dir, "qmail-popup");
+  const built = run("gcc", ["-static", "-Os", "-std=c11", `-DVERSION="${version}"`, "-o", front, join(ROOT, "src/front/qmail-popup.c")]);
+  expect(built.stderr).toBe("");
+  expect(built.status).toBe(0);
+  return front;
+}
+
+describe("make install refuses a front and a runtime that do not match (issue #18)", () => {
+  it(`a front built as 0.0.9 with the ${VERSION} runtime is refused, nothing installed; the same front built as ${VERSION} is installed (the check can pass)`, () => {
+    const older = frontOfVersion("0.0.9", tempDir("qmail-popup-front-009-"));
+    const destdir = tempDir("qmail-popup-install-mismatch-");
+    const refused = make(["install-bin", `DESTDIR=${destdir}`, `QMAIL_POPUP_FRONT=${older}`]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`install-files: ${older} is qmail-popup 0.0.9 but dist/qmail-popup-runtime is qmail-popup ${VERSION}: install a front and a runtime from one release\n`);
+    expect(run("find", [destdir, "-type", "f"]).stdout).toBe("");
+
+    const matching = frontOfVersion(VERSION, tempDir("qmail-popup-front-same-"));
+    const accepted = make(["install-bin", `DESTDIR=${destdir}`, `QMAIL_POPUP_FRONT=${matching}`]);
+    expect(accepted.stderr).toBe("");
+    expect(accepted.status).toBe(0);
+    greets(join(destdir, "var/qmail/bin/qmail-popup"));
+  });
+
+  for (const [variable, other] of [["QMAIL_POPUP_RUNTIME", "/usr/bin/true"], ["QMAIL_POPUP_FRONT", "/usr/bin/true"]] as const) {
+    it(`${variable}=${other} is refused, nothing installed`, () => {
+      const destdir = tempDir("qmail-popup-install-true-");
+      const result = make(["install", `DESTDIR=${destdir}`, `${variable}=${other}`]);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain(
+        variable === "QMAIL_POPUP_RUNTIME"
+          ? `install-files: dist/qmail-popup is qmail-popup ${VERSION} but /usr/bin/true is not qmail-popup's runtime: install a front and a runtime from one release\n`
+          : "install-files: /usr/bin/true does not carry one qmail-popup VERSION: it is not qmail-popup's front\n",
+      );
+      expect(run("find", [destdir, "-type", "f"]).stdout).toBe("");
+    });
+  }
+
+  it("the arm64 front with the arm64 Node SEA runtime of the same release passes (the check reads any architecture's file)", () => {
+    const destdir = tempDir("qmail-popup-install-cross-");
+    const result = make(["install-bin", `DESTDIR=${destdir}`, "QMAIL_POPUP_FRONT=dist/qmail-popup-front-linux-arm64", "QMAIL_POPUP_RUNTIME=dist/qmail-popup-node-linux-arm64"]);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+  });
+});
+
+describe("make install on a full disk (issue #18)", () => {
+  it("fails, says why, keeps the installed pair working and leaves no hidden file behind", () => {
+    const dir = tempDir("qmail-popup-install-full-");
+    // Room for one pair, not for a second copy of the runtime beside it.
+    const size = statSync(HOST_RUNTIME).size + statSync(HOST_FRONT).size + 8 * 1024 * 1024;
+    expect(run("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]).status).toBe(0);
+    try {
+      expect(make(["install-bin", `DESTDIR=${dir}`]).status).toBe(0);
+      const bin = join(dir, "var/qmail/bin");
+      const before = listing(bin).map((name) => [name, statSync(join(bin, name)).ino]);
+      const result = make(["install-bin", `DESTDIR=${dir}`]);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain("No space left on device");
+      expect(result.stderr).toContain(`install-files: unable to copy the files into ${bin}: the installed files are as they were\n`);
+      expect(listing(bin).map((name) => [name, statSync(join(bin, name)).ino])).toEqual(before);
+      expect(listing(bin)).toEqual(["qmail-popup", "qmail-popup-logfile", "qmail-popup-runtime"]);
+      greets(join(bin, "qmail-popup"));
+    } finally {
+      run("umount", ["-l", dir]);
+    }
+  });
+});
+
+/**
+ * Runs script as root in a mount namespace where /etc, /usr and /var are
+ * overlays whose changes live in a tmpfs that goes with the namespace: dpkg's
+ * database, the diversions, /etc/passwd and /var/qmail seen there are copies,
+ * so that neither dpkg -i nor make install can touch this host's own (a real
+ * /var/qmail/bin/qmail-popup is hidden behind the stand-in, not replaced).
+ * The account qmailpopup is removed there first, to see who makes it.
+ */
+function inScratchRoot(script: string, args: readonly string[]): SpawnSyncReturns<string> {
+  const prelude = `set -eu
+scratch=$SCRATCH
+mount -t tmpfs tmpfs "$scratch"
+for d in etc usr var; do
+  mkdir "$scratch/$d.upper" "$scratch/$d.work"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$scratch/$d.upper,workdir=$scratch/$d.work" "/$d"
+done
+if getent passwd qmailpopup >/dev/null; then userdel -f qmailpopup 2>/dev/null; fi
+if getent group qmailpopup >/dev/null; then groupdel qmailpopup; fi
+mkdir -p /var/qmail/bin
+printf '${ORIGINAL.replace(/\n/g, "\\n")}' > /var/qmail/bin/qmail-popup
+chmod 755 /var/qmail/bin/qmail-popup
+# What the test reads: the files in /var/qmail/bin, what qmail-popup and qmail-popup.orig say, the diversion, the account.
+state() {
+  echo "== $1"
+  echo "files: $(ls -A /var/qmail/bin 2>/dev/null | tr '\n' ' ')"
+  for f in qmail-popup qmail-popup.orig; do
+    [ ! -e /var/qmail/bin/$f ] || echo "$f: $(printf 'QUIT\r\n' | /var/qmail/bin/$f mail.test /bin/true 2>&1 | tr -d '\r' | tr '\n' ' ')"
+  done
+  echo "diversion: $(dpkg-divert --list /var/qmail/bin/qmail-popup)"
+  echo "account: $(getent passwd qmailpopup || true)"
+}
+`;
+  return run("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", prelude + script, "sh", ...args], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C", SCRATCH: tempDir("qmail-popup-scratch-root-") },
+  });
+}
+
+/** state()'s blocks, by name. */
+function states(stdout: string): Record<string, string[]> {
+  const blocks: Record<string, string[]> = {};
+  let current: string[] = [];
+  for (const line of stdout.split("\n")) {
+    if (line.startsWith("== ")) blocks[line.slice(3)] = current = [];
+    else if (/^(files|qmail-popup|qmail-popup\.orig|diversion|account): /.test(line)) current.push(line.trimEnd());
+  }
+  return blocks;
+}
+
+const ACCOUNT = /^account: qmailpopup:x:\d+:\d+::\/nonexistent:\/usr\/sbin\/nologin$/;
+
+describe("make install and make uninstall on this host's /var/qmail, in a scratch root (issue #18)", () => {
+  it("make install makes the account, keeps the original as qmail-popup.orig; make uninstall puts it back", () => {
+    const result = inScratchRoot(
+      `state before
+make --no-print-directory -C "$1" install >/dev/null
+state installed
+make --no-print-directory -C "$1" uninstall >/dev/null
+state uninstalled
+`,
+      [ROOT],
+    );
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const blocks = states(result.stdout);
+    expect(blocks.before).toEqual(["files: qmail-popup", "qmail-popup: original", "diversion:", "account:"]);
+    expect(blocks.installed!.slice(0, 4)).toEqual([
+      "files: qmail-popup qmail-popup-logfile qmail-popup-runtime qmail-popup.orig",
+      "qmail-popup: +OK +OK",
+      "qmail-popup.orig: original",
+      "diversion:",
+    ]);
+    expect(blocks.installed![4]).toMatch(ACCOUNT);
+    expect(blocks.uninstalled!.slice(0, 3)).toEqual(["files: qmail-popup", "qmail-popup: original", "diversion:"]);
+    // The account stays.
+    expect(blocks.uninstalled![3]).toMatch(ACCOUNT);
+  }, 120_000);
+});
+
+/** The Debian packages a make target would install: the lists in its apt_install loops (make -n). */
+function packagesOf(target: string): string[] {
+  const commands = make(["-n", target]).stdout;
+  return [...commands.matchAll(/for p in ([^;]*);/g)].flatMap((match) => match[1]!.trim().split(/\s+/)).sort();
+}
+
+describe("make demo installs only what the demo uses (issue #18)", () => {
+  it("make demo: this host's C compiler, tcpserver and python3; make test: those and the rest", () => {
+    expect([...new Set(packagesOf("demo"))].sort()).toEqual(["gcc", "libc6-dev", "python3", "ucspi-tcp"]);
+    const test = new Set(packagesOf("test"));
+    for (const name of ["gcc", "libc6-dev", "python3", "ucspi-tcp", "gcc-aarch64-linux-gnu", "xinetd", "socat", "stunnel4", "daemontools", "systemd", "haproxy", "fail2ban", "lintian", "qemu-user"])
+      expect(test.has(name), name).toBe(true);
+  });
+
+  it("scripts/demo serves on PORT", async () => {
+    const port = 20000 + (process.pid % 20000);
+    const demo = spawn("sh", ["scripts/demo"], { cwd: ROOT, env: { PATH: "/usr/bin:/bin", PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let said = "";
+    demo.stdout!.on("data", (chunk: Buffer) => (said += chunk.toString("latin1")));
+    demo.stderr!.on("data", (chunk: Buffer) => (said += chunk.toString("latin1")));
+    try {
+      await new Promise<void>((done, fail) => {
+        const check = () => (said.includes("tcpserver: status: 0/") ? done() : undefined);
+        demo.stderr!.on("data", check);
+        demo.on("exit", () => fail(new Error(`scripts/demo ended: ${said}`)));
+      });
+      expect(said).toContain(`qmail-popup demo on 127.0.0.1:${port}`);
+      const client = await Client.connect(port);
+      await client.send("USER alice\r\nPASS wonderland\r\nSTAT\r\nQUIT\r\n");
+      expect(await client.untilClosed()).toBe("+OK\r\n+OK \r\n+OK \r\n+OK 2 250\r\n+OK \r\n");
+    } finally {
+      process.kill(-demo.pid!, "SIGTERM");
+    }
+  }, 60_000);
 });
 
 describe("the man page", () => {
@@ -240,8 +517,9 @@ describe(`the Debian package, dist/qmail-popup_${VERSION}_${DEB_ARCH}.deb`, () =
     expect(field("Package")).toBe("qmail-popup");
     expect(field("Version")).toBe(VERSION);
     expect(field("Architecture")).toBe(DEB_ARCH);
-    expect(field("Depends")).toMatch(/^libc6 \(>= 2\.\d+\)$/);
+    expect(field("Depends")).toMatch(/^libc6 \(>= 2\.\d+\), adduser$/);
     expect(field("Section")).toBe("mail");
+    expect(field("Description")).toContain("SASL");
   });
 
   it("holds root-owned files with the right modes, the front and its runtime side by side", () => {
@@ -251,6 +529,18 @@ describe(`the Debian package, dist/qmail-popup_${VERSION}_${DEB_ARCH}.deb`, () =
       [
         "-rwxr-xr-x root/root ./var/qmail/bin/qmail-popup",
         "-rwxr-xr-x root/root ./var/qmail/bin/qmail-popup-runtime",
+        "-rwxr-xr-x root/root ./var/qmail/bin/qmail-popup-logfile",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/README",
+        "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/daemontools/qmail-pop3d/log/run",
+        "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/daemontools/qmail-pop3d/run",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/fail2ban/filter.d/qmail-popup.conf",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/fail2ban/jail.d/qmail-popup.conf",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/inetd/inetd.conf",
+        "-rwxr-xr-x root/root ./usr/share/doc/qmail-popup/examples/qmail-popup-logfile",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/stunnel/qmail-pop3s.conf",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/systemd/qmail-pop3d.socket",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/systemd/qmail-pop3d@.service",
+        "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/examples/xinetd/qmail-pop3d",
         "-rw-r--r-- root/root ./usr/share/man/man8/qmail-popup.8.gz",
         "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/copyright",
         "-rw-r--r-- root/root ./usr/share/doc/qmail-popup/changelog.gz",
@@ -269,6 +559,93 @@ describe(`the Debian package, dist/qmail-popup_${VERSION}_${DEB_ARCH}.deb`, () =
     const page = gunzipSync(readFileSync(join(root, "usr/share/man/man8/qmail-popup.8.gz")));
     expect(page.equals(readFileSync(join(ROOT, "man/qmail-popup.8")))).toBe(true);
   });
+
+  it("dpkg -i diverts the administrator's qmail-popup to qmail-popup.orig and makes the account; a reinstall keeps both; dpkg -r and dpkg -P put the original back and keep the account (scratch root)", () => {
+    const result = inScratchRoot(
+      `state before
+dpkg -i "$1" >/dev/null
+state installed
+dpkg -i "$1" >/dev/null
+state reinstalled
+dpkg -r qmail-popup >/dev/null
+state removed
+dpkg -i "$1" >/dev/null
+dpkg -P qmail-popup >/dev/null
+state purged
+rm /var/qmail/bin/qmail-popup
+dpkg -i "$1" >/dev/null
+state "installed with no original"
+dpkg -r qmail-popup >/dev/null
+state "removed with no original"
+`,
+      [DEB],
+    );
+    // dpkg -r says it cannot remove /var/qmail/bin while qmail-popup is back in it.
+    expect(result.stderr.replace(/dpkg: warning: while removing qmail-popup, directory '\/var\/qmail\/bin' not empty so not removed\n/g, "")).toBe("");
+    expect(result.status).toBe(0);
+    const blocks = states(result.stdout);
+    const diverted = "diversion: diversion of /var/qmail/bin/qmail-popup to /var/qmail/bin/qmail-popup.orig by qmail-popup";
+    const ours = ["files: qmail-popup qmail-popup-logfile qmail-popup-runtime qmail-popup.orig", "qmail-popup: +OK +OK", "qmail-popup.orig: original", diverted];
+    const original = ["files: qmail-popup", "qmail-popup: original", "diversion:"];
+    expect(blocks.before).toEqual([...original, "account:"]);
+    expect(blocks.installed!.slice(0, 4)).toEqual(ours);
+    expect(blocks.installed![4]).toMatch(ACCOUNT);
+    expect(blocks.reinstalled!.slice(0, 4)).toEqual(ours);
+    expect(blocks.removed!.slice(0, 3)).toEqual(original);
+    expect(blocks.removed![3]).toMatch(ACCOUNT);
+    expect(blocks.purged!.slice(0, 3)).toEqual(original);
+    expect(blocks.purged![3]).toMatch(ACCOUNT);
+    expect(blocks["installed with no original"]!.slice(0, 3)).toEqual([
+      "files: qmail-popup qmail-popup-logfile qmail-popup-runtime",
+      "qmail-popup: +OK +OK",
+      diverted,
+    ]);
+    expect(blocks["removed with no original"]!.slice(0, 2)).toEqual(["files:", "diversion:"]);
+  }, 300_000);
+
+  it("an upgrade from a package without maintainer scripts (as 0.1.0 was first built) diverts nothing of its own away: the new pair greets, dpkg -r leaves nothing (scratch root)", () => {
+    const work = tempDir("qmail-popup-deb-old-");
+    expect(run("dpkg-deb", ["-R", DEB, join(work, "tree")]).status).toBe(0);
+    for (const script of ["preinst", "postinst", "postrm"]) rmSync(join(work, "tree/DEBIAN", script));
+    const old = join(work, "old.deb");
+    const built = run("dpkg-deb", ["-Zxz", "-z0", "-b", join(work, "tree"), old]);
+    expect(built.status, built.stderr).toBe(0);
+    const result = inScratchRoot(
+      `rm /var/qmail/bin/qmail-popup
+dpkg -i "$1" >/dev/null
+state old
+dpkg -i "$2" >/dev/null
+state upgraded
+dpkg -r qmail-popup >/dev/null
+state removed
+`,
+      [old, DEB],
+    );
+    expect(result.stderr.replace(/.*Ignoring request to rename file '\/var\/qmail\/bin\/qmail-popup' owned by diverting package 'qmail-popup'\n/, "")).toBe("");
+    expect(result.status).toBe(0);
+    const blocks = states(result.stdout);
+    expect(blocks.old!.slice(0, 3)).toEqual(["files: qmail-popup qmail-popup-logfile qmail-popup-runtime", "qmail-popup: +OK +OK", "diversion:"]);
+    expect(blocks.upgraded!.slice(0, 3)).toEqual([
+      "files: qmail-popup qmail-popup-logfile qmail-popup-runtime",
+      "qmail-popup: +OK +OK",
+      "diversion: diversion of /var/qmail/bin/qmail-popup to /var/qmail/bin/qmail-popup.orig by qmail-popup",
+    ]);
+    expect(blocks.removed!.slice(0, 2)).toEqual(["files:", "diversion:"]);
+  }, 300_000);
+
+  it("dpkg -i refuses, changing nothing, where make install's qmail-popup.orig is beside a qmail-popup (scratch root)", () => {
+    const result = inScratchRoot(
+      `cp /var/qmail/bin/qmail-popup /var/qmail/bin/qmail-popup.orig
+if dpkg -i "$1" >/dev/null 2>&1; then echo "dpkg -i succeeded"; fi
+state refused
+`,
+      [DEB],
+    );
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(states(result.stdout).refused!.slice(0, 4)).toEqual(["files: qmail-popup qmail-popup.orig", "qmail-popup: original", "qmail-popup.orig: original", "diversion:"]);
+    expect(result.stdout).not.toContain("dpkg -i succeeded");
+  }, 300_000);
 
   // Why the front is static (and lintian's statically-linked-binary is overridden).
   it("its front starts under softlimit -m 2000000 and greets; the same front linked dynamically does not start (it can fail)", () => {
