@@ -6,12 +6,13 @@
 // as the variant "resident".
 
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { ROOT, ServerProcess, startResident } from "../../scripts/lib/tcpserver.mjs";
-import { Client, FIXTURES, TcpServer, converse, makeHomes } from "./harness.ts";
+import { Client, FIXTURES, TcpServer, converse, makeHomes, tempDir } from "./harness.ts";
+import { Launched, adapted, run as runLauncher } from "./launcher-processes.ts";
 
 const FRONT = join(ROOT, "dist/qmail-popup");
 const HERE = `/run/qmail-popup-test-${process.pid}`;
@@ -277,4 +278,45 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
       for (const s of crowd) s.destroy();
     }
   }, 240_000);
+});
+
+/** Whether a process listens on the unix socket at path (/proc/net/unix: flags __SO_ACCEPTCON). */
+function listeningAt(path: string): boolean {
+  return readFileSync("/proc/net/unix", "latin1").split("\n").some((line) => line.endsWith(` ${path}`) && / 00010000 0001 01 /.test(line));
+}
+
+describe("the resident's service files", () => {
+  test("systemd-analyze verify finds nothing to say about qmail-popup-resident.service", async () => {
+    const units = tempDir("qmail-popup-units-");
+    writeFileSync(join(units, "qmail-popup-resident.service"), adapted("systemd/qmail-popup-resident.service", [["/var/qmail/bin/qmail-popup", FRONT]]));
+    expect(await runLauncher("systemd-analyze", ["verify", join(units, "qmail-popup-resident.service")])).toEqual({ code: 0, printed: "" });
+  });
+
+  test("svscan runs daemontools/qmail-popup-resident: fronts are served through its socket; svc -d removes it", async () => {
+    const scan = tempDir("qmail-popup-svscan-");
+    const logs = tempDir("qmail-popup-multilog-");
+    chmodSync(logs, 0o755);
+    chownSync(logs, NOBODY, NOBODY);
+    const runDirectory = join(HERE, "service");
+    const socket = join(runDirectory, "resident");
+    mkdirSync(join(scan, "qmail-popup-resident/log"), { recursive: true });
+    writeFileSync(join(scan, "qmail-popup-resident/run"), adapted("daemontools/qmail-popup-resident/run", [["/run/qmail-popup", runDirectory], ["/var/qmail/bin/qmail-popup", FRONT]]), { mode: 0o755 });
+    writeFileSync(join(scan, "qmail-popup-resident/log/run"), adapted("daemontools/qmail-popup-resident/log/run", [["setuidgid qmaill", "setuidgid nobody"], ["/var/log/qmail/qmail-popup-resident", join(logs, "current-dir")]]), { mode: 0o755 });
+    const launcher = Launched.start("svscan", [scan], { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" }, { group: true });
+    const services = [join(scan, "qmail-popup-resident"), join(scan, "qmail-popup-resident/log")];
+    try {
+      expect(await eventually(() => listeningAt(socket))).toBe(true);
+      const front = await server(socket);
+      const { text, status } = await converse(front, "USER alice\r\nPASS wonderland\r\nQUIT\r\n");
+      expect(text).toContain("+OK\r\n+OK \r\n");
+      expect(status).toBe("0");
+      await runLauncher("svc", ["-d", services[0]!]);
+      expect(await eventually(() => !existsSync(socket))).toBe(true);
+    } finally {
+      await launcher.stop();
+      await runLauncher("svc", ["-dx", ...services]);
+      for (const service of services) await runLauncher("setlock", [join(service, "supervise/lock"), "true"]);
+      launcher.endGroup();
+    }
+  });
 });
