@@ -13,6 +13,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { ROOT, ServerProcess, startResident } from "../../scripts/lib/tcpserver.mjs";
 import { Client, FIXTURES, TcpServer, converse, makeHomes, tempDir } from "./harness.ts";
 import { Launched, adapted, run as runLauncher } from "./launcher-processes.ts";
+import { memoryCounts } from "./hostile-helpers.ts";
 
 const FRONT = join(ROOT, "dist/qmail-popup");
 const HERE = `/run/qmail-popup-test-${process.pid}`;
@@ -284,6 +285,40 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
 function listeningAt(path: string): boolean {
   return readFileSync("/proc/net/unix", "latin1").split("\n").some((line) => line.endsWith(` ${path}`) && / 00010000 0001 01 /.test(line));
 }
+
+describe("passwords in a worker", () => {
+  test("after 1000 logins (USER/PASS and AUTH PLAIN) a scan of the worker finds none of the passwords (and, the control, the name of a session held open)", async () => {
+    const socket = join(HERE, "scan");
+    const resident = await startResident(socket, FRONT, { PATH: "/usr/bin:/bin" }, 1);
+    servers.push(resident);
+    const front = await server(socket);
+    const tag = Math.random().toString(36).slice(2, 10);
+    const names = Array.from({ length: 1000 }, (_, i) => `user${i}n${tag}`);
+    const secrets = names.map((_, i) => `pw${i}s${tag}Q`);
+    const blobs = names.map((name, i) => Buffer.from(`\0${name}\0${secrets[i]}`).toString("base64"));
+    let next = 0;
+    const login = async () => {
+      for (let i = next++; i < names.length; i = next++) {
+        const client = await Client.connect(front.port);
+        await client.lines(1);
+        await client.send(i % 2 === 0 ? `USER ${names[i]}\r\nPASS ${secrets[i]}\r\n` : `AUTH PLAIN ${blobs[i]}\r\n`);
+        expect(await client.untilClosed()).toMatch(/-ERR/);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, login));
+    // The positive control: a session held open after USER, its name in the worker's memory as the scan runs.
+    const held = await Client.connect(front.port);
+    await held.lines(1);
+    await held.send(`USER held${tag}\r\n`);
+    await held.lines(2);
+    const [worker] = children(resident.pid!);
+    const counts = memoryCounts(worker!, [`held${tag}`, ...secrets, ...blobs]);
+    held.destroy();
+    expect(counts[`held${tag}`]).toBeGreaterThan(0);
+    const found = [...secrets, ...blobs].filter((needle) => (counts[needle] ?? 0) > 0);
+    expect(found.length, `found ${found.length} of the passwords, the first: ${found.slice(0, 5).join(" ")}`).toBe(0);
+  }, 180_000);
+});
 
 describe("the resident's service files", () => {
   test("systemd-analyze verify finds nothing to say about qmail-popup-resident.service", async () => {
