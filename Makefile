@@ -93,13 +93,14 @@ FRONT_CC_x64 = $(if $(filter x64,$(HOST_ARCH)),gcc,x86_64-linux-gnu-gcc)
 FRONT_CC_arm64 = $(if $(filter arm64,$(HOST_ARCH)),gcc,aarch64-linux-gnu-gcc)
 FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CURDIR)=. -DVERSION='"$(VERSION)"'
 
-dist/qmail-popup-front-linux-%: src/front/qmail-popup.c src/front/resident.c src/front/resident.h src/version.ts
+FRONT_SOURCES = src/front/qmail-popup.c src/front/confine.c src/front/resident.c
+dist/qmail-popup-front-linux-%: $(FRONT_SOURCES) src/front/confine.h src/front/resident.h src/version.ts
 	@mkdir -p dist
-	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp src/front/qmail-popup.c src/front/resident.c && mv $@.tmp $@
+	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
 # Static stand-ins for checkpassword and qmail-pop3d, for the tests that run
 # under a run script's softlimit -m, where nothing linked with the C library loads.
-test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d dist/test-fixtures/plan-runtime
+test-fixtures: dist/test-fixtures/checkpassword dist/test-fixtures/pop3d dist/test-fixtures/plan-runtime dist/test-fixtures/escape-runtime dist/test-fixtures/qmail-popup-unconfined
 
 dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
 	@mkdir -p $(dir $@)
@@ -109,6 +110,19 @@ dist/test-fixtures/checkpassword: test/fixtures/static/checkpassword.c
 dist/test-fixtures/plan-runtime: test/fixtures/static/plan-runtime.c src/version.ts
 	@mkdir -p $(dir $@)
 	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -DVERSION='"$(VERSION)"' -o $@ $<
+
+# The hostile stand-in for the runtime (test/e2e/confinement.test.ts).
+dist/test-fixtures/escape-runtime: test/fixtures/static/escape-runtime.c
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) -static -Os -Wall -Wextra -Werror -o $@ $<
+
+# The front without the runtime's confinement (src/front/confine.c): the
+# bench's "confined against unconfined" row, and the positive control of a
+# test that the confinement would otherwise stop. Never installed; a
+# compile-time flag, never a runtime switch.
+dist/test-fixtures/qmail-popup-unconfined: $(FRONT_SOURCES) src/front/confine.h src/front/resident.h src/version.ts
+	@mkdir -p $(dir $@)
+	$(FRONT_CC_$(HOST_ARCH)) $(FRONT_CFLAGS) -DQMAIL_POPUP_UNCONFINED -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
 dist/test-fixtures/pop3d: scripts/bench-fixtures/pop3d.c
 	@mkdir -p $(dir $@)
@@ -127,17 +141,27 @@ dist/variants/node-sea/qmail-popup-runtime: dist/qmail-popup-node-linux-$(HOST_A
 # The bundles run through their runtime's command line: these scripts are
 # what an administrator would install as qmail-popup-runtime. The front
 # starts them with an empty environment, so the scripts see no options.
+# Each variant's directory holds what its script runs (the bundle, and a
+# link to a runtime from node_modules): the front's Landlock rules let the
+# runtime read its own directory and the system's, nothing else.
 dist/variants/node/qmail-popup-runtime: dist/qmail-popup-node.mjs
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$$(command -v node)" "$(CURDIR)/dist/qmail-popup-node.mjs" > $@ && chmod 755 $@
+	cp $< $(dir $@)qmail-popup-node.mjs
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$$(command -v node)" "$(CURDIR)/$(dir $@)qmail-popup-node.mjs" > $@ && chmod 755 $@
 
 dist/variants/bun-source/qmail-popup-runtime: $(SOURCES)
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(CURDIR)/$(BIN)/bun" "$(CURDIR)/src/entry/bun.ts" > $@ && chmod 755 $@
+	rm -rf $(dir $@)src && cp -R src package.json tsconfig.json $(dir $@)
+	ln -f $$(readlink -f $(BIN)/bun) $(dir $@)bun
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(CURDIR)/$(dir $@)bun" "$(CURDIR)/$(dir $@)src/entry/bun.ts" > $@ && chmod 755 $@
 
+# DENO_DIR in the variant's own directory, and no code cache: Deno neither
+# reads the home directory (.npmrc) nor writes its caches there.
 dist/variants/deno/qmail-popup-runtime: dist/qmail-popup-deno.mjs
 	@mkdir -p $(dir $@)
-	printf '#!/bin/sh\nexec %s run --allow-all --no-config --quiet %s "$$@"\n' "$(CURDIR)/$(BIN)/deno" "$(CURDIR)/dist/qmail-popup-deno.mjs" > $@ && chmod 755 $@
+	cp $< $(dir $@)qmail-popup-deno.mjs
+	ln -f $$(readlink -f $(BIN)/deno) $(dir $@)deno
+	printf '#!/bin/sh\nDENO_DIR=%s exec %s run --allow-all --no-config --no-code-cache --quiet %s "$$@"\n' "$(CURDIR)/$(dir $@)deno-dir" "$(CURDIR)/$(dir $@)deno" "$(CURDIR)/$(dir $@)qmail-popup-deno.mjs" > $@ && chmod 755 $@
 
 dist/qmail-popup-node.mjs: node_modules/.package-lock.json $(SOURCES)
 	$(BIN)/esbuild src/entry/node.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile=$@
@@ -169,7 +193,7 @@ dist-test-deps:
 dist-emulators:
 	$(call apt_install,qemu-user libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross,--no-install-recommends)
 
-test: build-deps test-deps dist-test-deps dist-emulators all typecheck dist-ci variants test-fixtures
+test: build-deps test-deps dist-test-deps dist-emulators runtime-account all typecheck dist-ci variants test-fixtures
 	$(BIN)/vitest run
 
 unit: deps
@@ -180,8 +204,8 @@ FUZZ_RUNS ?= 200000
 fuzz: deps
 	FUZZ_RUNS=$(FUZZ_RUNS) $(BIN)/vitest run test/property
 
-# Only what the demo uses: this host's C compiler, tcpserver, python3, the host's pair.
-demo: host-build-deps demo-deps dist/qmail-popup dist/qmail-popup-runtime
+# Only what the demo uses: this host's C compiler, tcpserver, python3, the host's pair, the runtime's account.
+demo: host-build-deps demo-deps runtime-account dist/qmail-popup dist/qmail-popup-runtime
 	sh scripts/demo
 
 # --- release matrix ------------------------------------------------------------
@@ -253,7 +277,7 @@ $(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 # The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
-freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c src/front/confine.c src/front/confine.h src/front/resident.c src/front/resident.h
 	sh packaging/freebsd/make-port dist dist/freebsd-port
 
 check-reproducible:
@@ -290,8 +314,7 @@ uninstall:
 
 # The account the front runs the runtime as when started as root (man page,
 # PRIVILEGE MODEL): a system user and group qmailpopup, no home, no shell.
-# Idempotent; the front finds it in /etc/passwd. (Branch priv's recipe, as
-# it was when this was written: the integrator keeps one.) Never removed by
+# Idempotent; the front finds it in /etc/passwd. Never removed by
 # uninstall: files it may have come to own would pass to its uid's next owner.
 runtime-account:
 	@id -u qmailpopup >/dev/null 2>&1 || \
@@ -310,7 +333,7 @@ clean:
 # stdout and dist/bench/*.json. BENCH_QUICK=1 for a short run; the knobs are in
 # scripts/bench.mjs.
 .PHONY: bench
-bench: build-deps test-deps all variants dist/bench/hello
+bench: build-deps test-deps runtime-account all variants dist/bench/hello dist/test-fixtures/qmail-popup-unconfined
 	node scripts/bench.mjs
 
 # The Bun floor: scripts/bench-fixtures/hello.mjs compiled as the runtime is.

@@ -41,6 +41,9 @@
 //                 runtime alone refuses to serve, so this pair is the front's cost:
 //                 with and without it
 //   bun-compiled  dist/qmail-popup + dist/qmail-popup-runtime: the project as installed
+//   bun-unconfined  the same runtime behind dist/test-fixtures/qmail-popup-unconfined, the front
+//                 built with -DQMAIL_POPUP_UNCONFINED (the runtime's account, but no
+//                 no_new_privs, Landlock, seccomp or RLIMIT_FSIZE): the confinement's cost
 //   node-sea, node, bun-source, deno   dist/variants/NAME/ (make variants)
 //   node-hello, deno-hello   hello.mjs under node and deno run: the interpreted
 //                 runtimes' floors (BENCH_RUNTIME_FLOORS=1; on by default, off with BENCH_QUICK)

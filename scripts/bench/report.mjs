@@ -110,6 +110,7 @@ export function printReport(report) {
   const costs = [
     ["the front (front + compiled hello against the hello alone; the runtime refuses to serve without the front, so this pair stands for with and without it)", "front-hello", "hello"],
     ["qmail-popup's own work (front + Bun runtime against front + compiled hello)", "bun-compiled", "front-hello"],
+    ["the runtime's confinement (front + Bun runtime against the same behind the front built without it)", "bun-compiled", "bun-unconfined"],
     ["page cache (the runtime paged in by exec against by a read)", "page-exec", "page-read"],
     ["resident mode against the C floor (issue #19: greeting <= 1.2x, CPU <= 1.25x)", "resident", "floor"],
     ...rows.filter((r) => r.id.startsWith("ab-")).map((r) => /** @type {[string, string, string]} */ ([`${r.label} against the project`, r.id, "bun-compiled"])),

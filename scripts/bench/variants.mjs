@@ -63,7 +63,7 @@ function scriptTarget(runtime) {
   try {
     fd = openSync(runtime, "r");
     const text = head.toString("latin1", 0, readSync(fd, head));
-    const exec = text.startsWith("#!") ? /^exec (\S+) (?:.* )?(\S+) "\$@"$/m.exec(text) : null;
+    const exec = text.startsWith("#!") ? /^(?:\w+=\S+ )*exec (\S+) (?:.* )?(\S+) "\$@"$/m.exec(text) : null;
     return exec ? { interpreter: exec[1], runs: exec[2] } : {};
   } catch {
     return {};
@@ -107,12 +107,15 @@ export function defineVariants(fx) {
     return { ...variant, resident: socket, env: { QMAIL_POPUP_RESIDENT: socket, QMAIL_POPUP_RESIDENT_ONLY: "1" } };
   });
   const bunRuntime = join(DIST, "qmail-popup-runtime");
+  const unconfined = join(DIST, "test-fixtures/qmail-popup-unconfined");
   /** @type {Variant[]} */
   const all = [
     { id: "floor", kind: "floor", label: "C floor: printf '+OK\\r\\n'", argv: ["/usr/bin/printf", "+OK\\r\\n"], runs: "/usr/bin/printf" },
     { id: "hello", kind: "hello", label: "Bun floor: compiled hello", argv: [hello], runs: hello },
     { ...behindFront("front-hello", "front + compiled hello", hello), kind: "hello" },
     /** @type {Variant} */ (project),
+    // The cost of the runtime's confinement (src/front/confine.c): the same pair, the front built without it.
+    { ...behindFront("bun-unconfined", "front unconfined + Bun runtime", bunRuntime), front: unconfined, argv: [unconfined, ...args] },
     ...(config.ab ?? []).map(({ name, runtime }) => behindFront(`ab-${name}`, `A/B ${name}: front + ${relative(ROOT, resolve(runtime))}`, resolve(runtime))),
     { ...behindFront("page-exec", "front + Bun runtime, paged in by exec", bunRuntime), paged: "exec" },
     { ...behindFront("page-read", "front + Bun runtime, paged in by a read", bunRuntime), paged: "read" },
@@ -155,13 +158,17 @@ function copyExecutable(from, to) {
  * Runs what dist/ built from copies in dist/bench/run/ (another build in the
  * same checkout may replace them while the benchmark runs: "text busy", or two
  * builds mixed); a front and its runtime side by side in run/ID/, as installed.
- * A script runtime's bundle is run in place.
+ * A script runtime runs in place, behind the copy of the front beside it
+ * (make variants): the front lets a runtime read only its own directory,
+ * where its bundle lies.
  * @param {Variant[]} variants
  */
 export function prepare(variants) {
   mkdirSync(RUN_DIR, { recursive: true });
   for (const variant of variants) {
-    if (variant.front !== undefined && variant.runtime !== undefined) {
+    if (variant.interpreter !== undefined && variant.runtime !== undefined) {
+      variant.argv = [join(dirname(variant.runtime), "qmail-popup"), ...variant.argv.slice(1)];
+    } else if (variant.front !== undefined && variant.runtime !== undefined) {
       const dir = join(RUN_DIR, variant.id);
       mkdirSync(dir, { recursive: true });
       copyExecutable(variant.front, join(dir, "qmail-popup"));

@@ -45,6 +45,7 @@
 #include <dirent.h>
 #include <time.h>
 #include <unistd.h>
+#include "confine.h"
 #include "resident.h"
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -559,7 +560,7 @@ static const int RAISED_LIMITS[] = {
 #endif
 };
 
-/* In the runtime's process, before exec: raised limits, no core file, empty environment. */
+/* In the runtime's process, before exec: raised limits, no core file, empty environment, confined (confine.c). */
 static void exec_runtime(const char *path, int control)
 {
   struct rlimit limit;
@@ -591,8 +592,10 @@ static void exec_runtime(const char *path, int control)
     say("unable to pass the control socket: ", strerror(errno), NULL);
     _exit(111);
   }
+  confine_runtime(path);
   char text[24];
-  char *argv[] = { "qmail-popup", (char *)decimal(fd, text), NULL };
+  /* In ps, the runtime by its own name: "qmail-popup 6" would read as a qmail-popup for host 6. */
+  char *argv[] = { RUNTIME_NAME, (char *)decimal(fd, text), NULL };
   char *envp[] = { NULL };
   execve(path, argv, envp);
   say("unable to run ", path, ": ", strerror(errno), NULL);

@@ -19,6 +19,7 @@
 
 #define _GNU_SOURCE
 #include "resident.h"
+#include "confine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +41,6 @@
 #include <sys/prctl.h>
 #endif
 
-#define RUNTIME_ACCOUNT "qmailpopup"
 /* The descriptors a session may use: 0, 1, 2, 5 and sslserver's three. */
 #define HANDED_LIMIT 7
 /* Sessions a worker serves before it is replaced (Dovecot's restart_request_count), and at once. */
@@ -48,7 +48,7 @@
 #define DEFAULT_SESSION_LIMIT 5000
 #define MAX_WORKERS 256
 
-static void line(const char *first, const char *second, const char *third)
+static void resident_say(const char *first, const char *second, const char *third)
 {
   char text[512] = "qmail-popup: ";
   size_t n = strlen(text);
@@ -59,78 +59,40 @@ static void line(const char *first, const char *second, const char *third)
   while (write(2, text, n) == -1 && errno == EINTR) {}
 }
 
-/* --- the runtime's account ------------------------------------------------ */
-
-static long parse_id(const char *s, size_t n)
+/* A decimal number, 0 to 2^31-1; -1 if anything else. */
+static long resident_number(const char *s, size_t n)
 {
-  long id = 0;
+  long x = 0;
   if (n == 0 || n > 10) return -1;
   for (size_t i = 0; i < n; i++) {
     if (s[i] < '0' || s[i] > '9') return -1;
-    id = id * 10 + (s[i] - '0');
+    x = x * 10 + (s[i] - '0');
   }
-  return id >= 0xffffffffL ? -1 : id;
-}
-
-/* The account's uid and gid from /etc/passwd (static: no NSS); 0 if found. */
-static int account_ids(long *uid, long *gid)
-{
-  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-  if (fd == -1) return -1;
-  static const char name[] = RUNTIME_ACCOUNT ":";
-  char text[1024], chunk[4096];
-  size_t length = 0, at = 0, got = 0;
-  int found = -1, skipping = 0;
-  for (;;) {
-    ssize_t r = 1;
-    if (at == got) {
-      r = read(fd, chunk, sizeof chunk);
-      if (r == -1 && errno == EINTR) continue;
-      at = 0;
-      got = r > 0 ? (size_t)r : 0;
-    }
-    char c = r > 0 ? chunk[at++] : '\n';
-    if (r <= 0 || c == '\n') {
-      text[length] = 0;
-      char *u, *g, *end;
-      if (!skipping && strncmp(text, name, sizeof name - 1) == 0 && (u = strchr(text + sizeof name - 1, ':'))
-          && (g = strchr(++u, ':')) && (end = strchr(g + 1, ':'))) {
-        *uid = parse_id(u, (size_t)(g - u));
-        *gid = parse_id(g + 1, (size_t)(end - g - 1));
-        found = *uid == -1 || *gid == -1 ? -1 : 0;
-        break;
-      }
-      if (r <= 0) break;
-      length = 0;
-      skipping = 0;
-    } else if (length < sizeof text - 1) text[length++] = c;
-    else skipping = 1;
-  }
-  close(fd);
-  return found;
-}
-
-/* QMAIL_POPUP_UID/GID if set, else the account's; never 0. 0 if known. */
-static int runtime_account(uid_t *uid, gid_t *gid)
-{
-  const char *u = getenv("QMAIL_POPUP_UID"), *g = getenv("QMAIL_POPUP_GID");
-  long un, gn;
-  if (u && g) {
-    un = parse_id(u, strlen(u));
-    gn = parse_id(g, strlen(g));
-  } else if (account_ids(&un, &gn) != 0) return -1;
-  if (un <= 0 || gn <= 0) return -1;
-  *uid = (uid_t)un;
-  *gid = (gid_t)gn;
-  return 0;
+  return x > 0x7fffffffL ? -1 : x;
 }
 
 /* --- the front's side ------------------------------------------------------ */
 
-static int named_descriptor(const char *name)
+/* The uid of the process at the other end of a unix socket (for a listening one, of the last to call listen(2)); -1 if unknown. */
+static long resident_peer_uid(int fd)
+{
+#ifdef __linux__
+  struct ucred peer;
+  socklen_t size = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == -1 || size != sizeof peer) return -1;
+  return (long)peer.uid;
+#else
+  uid_t uid;
+  gid_t gid;
+  if (getpeereid(fd, &uid, &gid) == -1) return -1;
+  return (long)uid;
+#endif
+}
+
+static int resident_named_descriptor(const char *name)
 {
   const char *v = getenv(name);
-  long fd = v ? parse_id(v, strlen(v)) : -1;
+  long fd = v ? resident_number(v, strlen(v)) : -1;
   if (fd < 0 || fd >= 1024 || fcntl((int)fd, F_GETFD) == -1) return -1;
   return (int)fd;
 }
@@ -140,24 +102,20 @@ int resident_connect(const char *path)
   struct sockaddr_un address = { .sun_family = AF_UNIX };
   uid_t uid;
   gid_t gid;
-  if (strlen(path) >= sizeof address.sun_path) { line("resident ", path, ": the path is too long"); return -1; }
-  if (runtime_account(&uid, &gid) != 0) {
-    line("resident ", path, ": no account " RUNTIME_ACCOUNT " and no QMAIL_POPUP_UID, QMAIL_POPUP_GID: not used");
-    return -1;
-  }
+  if (strlen(path) >= sizeof address.sun_path) { resident_say("resident ", path, ": the path is too long"); return -1; }
+  /* The account the resident's workers run as (src/front/confine.c). */
+  confine_ids(&uid, &gid);
   strcpy(address.sun_path, path);
   /* Non-blocking: a resident whose queue is full is not waited for. */
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd == -1) { line("resident ", path, ": unable to make a socket"); return -1; }
+  if (fd == -1) { resident_say("resident ", path, ": unable to make a socket"); return -1; }
   if (connect(fd, (struct sockaddr *)&address, sizeof address) == -1) {
-    line("resident ", path, errno == EAGAIN ? ": full" : errno == ENOENT || errno == ECONNREFUSED ? ": not running" : ": unable to connect");
+    resident_say("resident ", path, errno == EAGAIN ? ": full" : errno == ENOENT || errno == ECONNREFUSED ? ": not running" : ": unable to connect");
     close(fd);
     return -1;
   }
-  struct ucred peer;
-  socklen_t size = sizeof peer;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == -1 || size != sizeof peer || peer.uid != uid) {
-    line("resident ", path, ": the process listening there is not the runtime's account: not used");
+  if (resident_peer_uid(fd) != (long)uid) {
+    resident_say("resident ", path, ": the process listening there is not the runtime's account: not used");
     close(fd);
     return -1;
   }
@@ -169,7 +127,7 @@ int resident_connect(const char *path)
 int resident_hand_over(int control)
 {
   int handed[HANDED_LIMIT], count = 0;
-  int candidates[HANDED_LIMIT] = { 0, 1, 2, 5, named_descriptor("SSLCTLFD"), named_descriptor("SSLREADFD"), named_descriptor("SSLWRITEFD") };
+  int candidates[HANDED_LIMIT] = { 0, 1, 2, 5, resident_named_descriptor("SSLCTLFD"), resident_named_descriptor("SSLREADFD"), resident_named_descriptor("SSLWRITEFD") };
   char list[128] = "fds=";
   for (int i = 0; i < HANDED_LIMIT; i++) {
     int fd = candidates[i], seen = 0;
@@ -200,11 +158,11 @@ int resident_hand_over(int control)
 
 /* --- the resident ------------------------------------------------------------ */
 
-static volatile sig_atomic_t stopping;
-static void stop(int signal_number) { (void)signal_number; stopping = 1; }
+static volatile sig_atomic_t resident_stopping;
+static void resident_stop(int signal_number) { (void)signal_number; resident_stopping = 1; }
 
 /* The directory of path: root's, and nobody else may write to it. */
-static int safe_directory(const char *path)
+static int resident_directory_safe(const char *path)
 {
   char directory[sizeof ((struct sockaddr_un *)0)->sun_path];
   strcpy(directory, path);
@@ -222,13 +180,10 @@ static int safe_directory(const char *path)
  * (after RESTART sessions), so that its replacement starts while it ends
  * the sessions it has.
  */
-static void exec_worker(const char *runtime, int listening, int retiring, uid_t uid, gid_t gid, const char *restart, const char *limit)
+static void resident_exec_worker(const char *runtime, int listening, int retiring, const char *restart, const char *limit)
 {
   int fd = fcntl(listening, F_DUPFD, 3), retire = fcntl(retiring, F_DUPFD, 3);
   if (fd == -1 || retire == -1) _exit(111);
-#ifdef __linux__
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
   for (int number = 1; number < NSIG; number++)
     if (number != SIGKILL && number != SIGSTOP) signal(number, SIG_DFL);
   sigset_t none;
@@ -241,77 +196,66 @@ static void exec_worker(const char *runtime, int listening, int retiring, uid_t 
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
-  if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1
-      || setresuid(0, 0, 0) != -1) {
-    line("resident: unable to become the runtime's account: ", strerror(errno), "");
-    _exit(111);
-  }
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) _exit(111);
 #endif
   /*
-   * listen(2) here, as the runtime's account: it sets the credentials a
-   * front reads with SO_PEERCRED (bind's or connect's caller's are not what
-   * a front sees). Each worker listens again; the socket stays one queue.
+   * As a runtime of one connection is (src/front/confine.c): the account,
+   * no capabilities, no_new_privs, Landlock, seccomp; but it listens (as
+   * the account: what a front's SO_PEERCRED reads) and may accept.
    */
-  if (listen(fd, SOMAXCONN) == -1) {
-    line("resident: unable to listen: ", strerror(errno), "");
-    _exit(111);
-  }
+  confine_worker(runtime, fd);
   char text[16], retire_text[16];
   snprintf(text, sizeof text, "%d", fd);
   snprintf(retire_text, sizeof retire_text, "%d", retire);
   char *argv[] = { "qmail-popup-runtime", "--resident", text, retire_text, (char *)restart, (char *)limit, NULL };
   char *envp[] = { NULL };
   execve(runtime, argv, envp);
-  line("resident: unable to run ", runtime, "");
+  resident_say("resident: unable to run ", runtime, "");
   _exit(111);
 }
 
-static long positive(const char *text, long fallback, long maximum)
+static long resident_positive(const char *text, long fallback, long maximum)
 {
-  long n = text && *text ? parse_id(text, strlen(text)) : fallback;
+  long n = text && *text ? resident_number(text, strlen(text)) : fallback;
   if (n <= 0) n = fallback;
   return n > maximum ? maximum : n;
 }
 
-static void child_ended(int signal_number) { (void)signal_number; }
+static void resident_child_ended(int signal_number) { (void)signal_number; }
 
 int resident_main(int argc, char **argv, const char *runtime)
 {
-  if (argc < 3 || argc > 4) { line("usage: qmail-popup --resident PATH [WORKERS]", "", ""); return 100; }
+  if (argc < 3 || argc > 4) { resident_say("usage: qmail-popup --resident PATH [WORKERS]", "", ""); return 100; }
   const char *path = argv[2];
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  long workers = positive(argc == 4 ? argv[3] : NULL, cores > 0 ? cores : 1, MAX_WORKERS);
+  long workers = resident_positive(argc == 4 ? argv[3] : NULL, cores > 0 ? cores : 1, MAX_WORKERS);
   char restart[24], limit[24];
-  snprintf(restart, sizeof restart, "%ld", positive(getenv("QMAIL_POPUP_RESIDENT_RESTART"), DEFAULT_RESTART, 1000000000));
-  snprintf(limit, sizeof limit, "%ld", positive(getenv("QMAIL_POPUP_RESIDENT_SESSIONS"), DEFAULT_SESSION_LIMIT, 1000000));
+  snprintf(restart, sizeof restart, "%ld", resident_positive(getenv("QMAIL_POPUP_RESIDENT_RESTART"), DEFAULT_RESTART, 1000000000));
+  snprintf(limit, sizeof limit, "%ld", resident_positive(getenv("QMAIL_POPUP_RESIDENT_SESSIONS"), DEFAULT_SESSION_LIMIT, 1000000));
   uid_t uid;
   gid_t gid;
-  if (!runtime) { line("resident: unable to find qmail-popup-runtime", "", ""); return 111; }
-  if (getuid() != 0) { line("resident: must be started as root: it makes a socket only root may reach", "", ""); return 111; }
-  if (runtime_account(&uid, &gid) != 0) {
-    line("resident: no account " RUNTIME_ACCOUNT " and no QMAIL_POPUP_UID, QMAIL_POPUP_GID (never 0)", "", "");
-    return 111;
-  }
+  if (!runtime) { resident_say("resident: unable to find qmail-popup-runtime", "", ""); return 111; }
+  if (getuid() != 0) { resident_say("resident: must be started as root: it makes a socket only root may reach", "", ""); return 111; }
+  /* Refused here, once, rather than in every worker: no account's uid or gid may be 0. */
+  confine_ids(&uid, &gid);
   struct sockaddr_un address = { .sun_family = AF_UNIX };
-  if (strlen(path) >= sizeof address.sun_path || path[0] != '/') { line("resident: ", path, ": not an absolute path short enough for a socket"); return 111; }
-  if (safe_directory(path) != 0) { line("resident: ", path, ": its directory must exist, be root's and writable by nobody else"); return 111; }
+  if (strlen(path) >= sizeof address.sun_path || path[0] != '/') { resident_say("resident: ", path, ": not an absolute path short enough for a socket"); return 111; }
+  if (resident_directory_safe(path) != 0) { resident_say("resident: ", path, ": its directory must exist, be root's and writable by nobody else"); return 111; }
   strcpy(address.sun_path, path);
   struct stat old;
   if (lstat(path, &old) == 0 && S_ISSOCK(old.st_mode)) unlink(path);
   int listening = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   mode_t mask = umask(077);
   if (listening == -1 || bind(listening, (struct sockaddr *)&address, sizeof address) == -1) {
-    line("resident: unable to bind ", path, errno == EADDRINUSE ? ": something else is there" : "");
+    resident_say("resident: unable to bind ", path, errno == EADDRINUSE ? ": something else is there" : "");
     return 111;
   }
   umask(mask);
   /* Bound, not listening: each worker listens as the runtime's account (exec_worker). */
-  if (chmod(path, 0600) == -1) { line("resident: unable to chmod ", path, ""); return 111; }
+  if (chmod(path, 0600) == -1) { resident_say("resident: unable to chmod ", path, ""); return 111; }
 
-  struct sigaction on_stop = { .sa_handler = stop }, on_child = { .sa_handler = child_ended };
+  struct sigaction on_stop = { .sa_handler = resident_stop }, on_child = { .sa_handler = resident_child_ended };
   sigemptyset(&on_stop.sa_mask);
   sigemptyset(&on_child.sa_mask);
   sigaction(SIGTERM, &on_stop, NULL);
@@ -324,18 +268,18 @@ int resident_main(int argc, char **argv, const char *runtime)
   struct pollfd retiring[MAX_WORKERS];
   time_t started[MAX_WORKERS] = { 0 };
   for (long i = 0; i < workers; i++) retiring[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
-  while (!stopping) {
-    for (long i = 0; i < workers && !stopping; i++) {
+  while (!resident_stopping) {
+    for (long i = 0; i < workers && !resident_stopping; i++) {
       if (retiring[i].fd != -1) continue;
       /* A worker that ended within a second of its start is not replaced at once: no spinning. */
       if (started[i] && time(NULL) - started[i] < 1) sleep(1);
       int retire[2];
-      if (pipe2(retire, O_CLOEXEC) == -1) { line("resident: unable to make a pipe: ", strerror(errno), ""); sleep(1); continue; }
+      if (pipe2(retire, O_CLOEXEC) == -1) { resident_say("resident: unable to make a pipe: ", strerror(errno), ""); sleep(1); continue; }
       pid_t pid = fork();
-      if (pid == 0) exec_worker(runtime, listening, retire[1], uid, gid, restart, limit);
+      if (pid == 0) resident_exec_worker(runtime, listening, retire[1], restart, limit);
       close(retire[1]);
       if (pid > 0) { pids[i] = pid; started[i] = time(NULL); retiring[i].fd = retire[0]; }
-      else { close(retire[0]); line("resident: unable to fork: ", strerror(errno), ""); sleep(1); }
+      else { close(retire[0]); resident_say("resident: unable to fork: ", strerror(errno), ""); sleep(1); }
     }
     poll(retiring, (nfds_t)workers, 1000);
     /* A retired worker (its pipe closed) is replaced now; it ends its sessions, then itself. */
@@ -350,7 +294,7 @@ int resident_main(int argc, char **argv, const char *runtime)
       if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char text[24];
         snprintf(text, sizeof text, "%d", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        line("resident: a worker ", WIFSIGNALED(status) ? "was killed by signal " : "ended with status ", text);
+        resident_say("resident: a worker ", WIFSIGNALED(status) ? "was killed by signal " : "ended with status ", text);
       }
       for (long i = 0; i < workers; i++)
         if (pids[i] == ended && retiring[i].fd != -1) { close(retiring[i].fd); retiring[i].fd = -1; pids[i] = 0; }

@@ -20,7 +20,7 @@
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Waiters, freePort } from "../../scripts/lib/tcpserver.mjs";
 import { ROOT, tempDir } from "./harness.ts";
@@ -138,7 +138,12 @@ function pair(front: string, runtime: string, emulator: readonly string[] = []):
   const dir = tempDir("qmail-popup-pair-");
   copyFileSync(front, join(dir, "qmail-popup"));
   if (emulator.length === 0) symlinkSync(runtime, join(dir, "qmail-popup-runtime"));
-  else writeFileSync(join(dir, "qmail-popup-runtime"), `#!/bin/sh\nexec ${[...emulator, runtime].join(" ")} "$@"\n`, { mode: 0o755 });
+  else {
+    // What a run script runs lies beside it: the front's Landlock rules let the runtime read its own directory.
+    const copy = join(dir, basename(runtime));
+    copyFileSync(runtime, copy);
+    writeFileSync(join(dir, "qmail-popup-runtime"), `#!/bin/sh\nexec ${[...emulator, copy].join(" ")} "$@"\n`, { mode: 0o755 });
+  }
   return join(dir, "qmail-popup");
 }
 
@@ -768,9 +773,16 @@ describe(`SIGUSR1 opens no inspector in the Node SEA, dist/qmail-popup-node-linu
     expect(await signalRuntime(pair(HOST_FRONT, sea), sea)).toEqual({ listening: [], accepted: false, stdout: "+OK\r\n+OK \r\n", stderr: "", status: 0 });
   }, 120_000);
 
-  it("the probe: without the flag and without the listener, SIGUSR1 opens 127.0.0.1:9229 (it can fail)", async () => {
+  it("without the flag and without the listener, the front's confinement (no socket) keeps the inspector shut", async () => {
     const sea = seaWithout(true, true);
-    const { listening, accepted, stdout, stderr, status } = await signalRuntime(pair(HOST_FRONT, sea), sea);
+    const { listening, accepted, stdout, status } = await signalRuntime(pair(HOST_FRONT, sea), sea);
+    expect({ listening, accepted, stdout, status }).toEqual({ listening: [], accepted: false, stdout: "+OK\r\n+OK \r\n", status: 0 });
+  }, 120_000);
+
+  // Behind the front built without the runtime's confinement (a test fixture, never installed).
+  it("the probe: without the flag, the listener and the confinement, SIGUSR1 opens 127.0.0.1:9229 (it can fail)", async () => {
+    const sea = seaWithout(true, true);
+    const { listening, accepted, stdout, stderr, status } = await signalRuntime(pair(join(DIST, "test-fixtures/qmail-popup-unconfined"), sea), sea);
     expect(listening).toEqual([`0100007F:${INSPECTOR_PORT.toString(16).toUpperCase().padStart(4, "0")}`]);
     expect(accepted).toBe(true);
     expect(stderr).toMatch(new RegExp(`^Debugger listening on ws://127\\.0\\.0\\.1:${INSPECTOR_PORT}/[0-9a-f-]+\\n`));

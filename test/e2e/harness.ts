@@ -34,8 +34,14 @@ export function variants(): Variant[] {
   return FRONT_VARIANTS.filter((variant) => !wanted || wanted.includes(variant.name));
 }
 
+/**
+ * A fresh directory, 0755 like an installation's bin/: a front run from it
+ * runs its runtime as the unprivileged account qmailpopup, which must reach it.
+ */
 export function tempDir(prefix = "qmail-popup-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 /** A home per user with a two-message Maildir, as the checkpassword fixture expects. */

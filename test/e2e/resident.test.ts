@@ -123,6 +123,16 @@ describe("resident mode", () => {
     // While the session waits for the client, the front has no child: the session is the resident's.
     expect(children(pid)).toEqual([]);
     expect(children(resident.pid!).length).toBe(2);
+    // Each worker confined as a runtime of one connection is (src/front/confine.c): the account, no capabilities, no_new_privs, seccomp, Landlock.
+    const account = spawnSync("id", ["-u", "qmailpopup"], { encoding: "latin1" }).stdout.trim();
+    for (const worker of children(resident.pid!)) {
+      const status = readFileSync(`/proc/${worker}/status`, "latin1");
+      expect(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1)).toEqual([account, account, account, account]);
+      expect(status).toMatch(/^CapEff:\s+0+$/m);
+      expect(status).toMatch(/^CapBnd:\s+0+$/m);
+      expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+      expect(status).toMatch(/^Seccomp:\s+2$/m);
+    }
     await client.send("USER alice\r\nPASS wonderland\r\nQUIT\r\n");
     expect(await client.untilClosed()).toContain("+OK \r\n+OK");
     expect(await plain.endOf(pid)).toBe("0");
