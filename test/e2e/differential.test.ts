@@ -763,7 +763,7 @@ function inMode(variant: Variant, c: Case): Case {
   return { ...c, env: [...c.env, ...added], expect: { ...c.expect, record } };
 }
 
-describe.each(variants())("$name", (variant) => {
+describe.each(variants({ resident: true }))("$name", (variant) => {
   const front = variant.command[0]!;
   beforeAll(async () => {
     if (variant.resident !== undefined) await startResident(variant.resident);

@@ -27,11 +27,13 @@ export interface Variant {
 /**
  * Every variant: the front with each runtime next to it (FRONT_VARIANTS, which
  * the benchmark runs too). QMAIL_POPUP_VARIANTS=node,deno narrows the matrix
- * (for a quick local run).
+ * (for a quick local run). The variant `resident` (resident mode) is in it
+ * where a suite asks ({ resident: true }: protocol, sasl, tls, differential).
  */
-export function variants(): Variant[] {
+export function variants(options: { resident?: boolean } = {}): Variant[] {
   const wanted = process.env.QMAIL_POPUP_VARIANTS?.split(",");
-  return FRONT_VARIANTS.filter((variant) => !wanted || wanted.includes(variant.name));
+  // Resident mode only where a suite asks for it: the others look at a runtime of the connection's own (its process, its memory).
+  return FRONT_VARIANTS.filter((variant) => (!wanted || wanted.includes(variant.name)) && (options.resident || !("resident" in variant)));
 }
 
 /**
