@@ -7,7 +7,7 @@ import { allocateBytes, bytesOf, concatBytes } from "./core/bytes.ts";
 import { encodeCheckpasswordInput } from "./core/checkpassword.ts";
 import { readConfig, type Config, type Environment } from "./core/config.ts";
 import { ALIVE, IntroductionReader, encodeEnd, encodeOutputNotice, encodePlan, encodeVersion, type Introduction, type VersionQuery } from "./core/front.ts";
-import { LineReader, type LineEvent } from "./core/line-reader.ts";
+import { INPUT_LIMIT, LineReader, type LineEvent } from "./core/line-reader.ts";
 import { PROXY_HEADER_LIMIT, proxyEnvironment, proxyStep } from "./core/proxy-protocol.ts";
 import { formatLogLine } from "./core/log.ts";
 import { netstringItem, netstringLength } from "./core/netstring.ts";
@@ -50,7 +50,7 @@ export async function serve(platform: Platform): Promise<never> {
   }
   // Behind a load balancer the addresses are the PROXY header's: for the log and for the login program.
   const proxied = received.proxyHeader ? await readProxyHeader(platform, control, end) : {};
-  const config = received.proxyHeader ? readConfig(introduction.args, { ...introduction.env, ...proxied }, introduction.timeoutSeconds)! : received;
+  const config = received.proxyHeader ? readConfig(introduction.args, { ...introduction.env, ...proxied }, introduction.timeoutSeconds, introduction.env)! : received;
   return new Session(platform, await withUsableTls(platform, config, introduction.open), introduction, control, end, proxied).run();
 }
 /** A balancer sends its header at once: a connection that does not is not from one. */
@@ -130,6 +130,10 @@ class Session {
   private readonly timestamp: Uint8Array;
   /** What sslserver told us at STLS: SSL_* variables for the login program. */
   private tlsEnvironment: Record<string, string> = {};
+  /** Bytes read from the client so far: past INPUT_LIMIT the session ends. */
+  private received = 0;
+  /** When QMAIL_POPUP_LOGIN_LIMIT runs out, counted from the start; never, where unset. */
+  private readonly loginDeadline: number;
 
   constructor(
     private readonly platform: Platform,
@@ -141,6 +145,7 @@ class Session {
     /** What a PROXY header changed in the environment, for the login program too. */
     private readonly proxied: Environment,
   ) {
+    this.loginDeadline = config.loginLimitSeconds === undefined ? Infinity : platform.nowMs() + config.loginLimitSeconds * 1000;
     this.timestamp = apopTimestamp(introduction.pid, platform.unixSeconds(), config.hostname);
     this.state = initialState(config, this.timestamp);
   }
@@ -148,6 +153,7 @@ class Session {
   async run(): Promise<never> {
     await this.send(greeting(this.config, this.timestamp));
     this.platform.forbidDumps();
+    this.platform.endWithFront(this.introduction.pid);
     for (;;) {
       const event = await this.readLine();
       const step = handleLine(this.config, this.state, event);
@@ -159,10 +165,16 @@ class Session {
     }
   }
 
-  /** Each wait starts here: the front hears we are alive, so that it ends us only when we are not. */
+  /** Each wait starts here: the front hears we are alive, so that it ends us only when we are not. POP3TIMEOUT from now, or the login limit if that comes first. */
   private deadline(): number {
     this.platform.writeControl(this.control, ALIVE);
-    return this.platform.nowMs() + this.config.timeoutSeconds * 1000;
+    return Math.min(this.platform.nowMs() + this.config.timeoutSeconds * 1000, this.loginDeadline);
+  }
+
+  /** Ends the session over a bound the client ran into, saying which on fd 2 (the operator's log). */
+  private async refuse(reason: string): Promise<never> {
+    await this.platform.write(2, bytesOf(`qmail-popup: ${reason}: session ended\n`), this.platform.nowMs() + 1000);
+    return this.end(1);
   }
 
   /** Writes to the client; a client that is gone or stuck ends the session. */
@@ -172,14 +184,26 @@ class Session {
 
   /**
    * Reads one line. The deadline covers the whole line, so a client
-   * dripping a byte now and then cannot hold the connection open.
+   * dripping a byte now and then cannot hold the connection open; the
+   * platform checks it on every read, so a client whose bytes are always
+   * there is cut at it too. INPUT_LIMIT bounds the bytes (and so the
+   * time a core spends on them) before a login, at any rate.
    */
   private async readLine(): Promise<LineEvent> {
     const deadline = this.deadline();
     const window = allocateBytes(this.reader.limit);
     for (;;) {
       const got = await this.platform.readLinePart(this.channel.input, window, deadline);
+      if (got === "timeout" && this.platform.nowMs() >= this.loginDeadline) {
+        return this.refuse(`no login within ${this.config.loginLimitSeconds} seconds (QMAIL_POPUP_LOGIN_LIMIT)`);
+      }
       if (got === "timeout" || got === 0) this.end(1);
+      this.received += got;
+      if (this.received > INPUT_LIMIT) {
+        window.fill(0, 0, got);
+        this.reader.wipe();
+        return this.refuse(`more than ${INPUT_LIMIT} bytes before a login`);
+      }
       const { consumed, event } = this.reader.feed(window.subarray(0, got), lineLimit(this.state));
       window.fill(0, 0, got);
       // The platform reads no further than an LF: anything after it would be a command lost.
@@ -226,7 +250,9 @@ class Session {
       if (got === "timeout" || got === 0) this.end(1);
       length += got;
     }
-    this.tlsEnvironment = parseTlsEnvironment(answer.subarray(0, length));
+    const parsed = parseTlsEnvironment(answer.subarray(0, length));
+    if ("refused" in parsed) return this.refuse(`sslserver's answer refused: ${parsed.refused}`);
+    this.tlsEnvironment = parsed.variables;
     this.channel = { input: tls.read, output: tls.write };
     this.platform.writeControl(this.control, encodeOutputNotice(tls.write));
   }

@@ -24,6 +24,8 @@ export interface Config {
   readonly ucspiTls: UcspiTlsDescriptors | undefined;
   /** QMAIL_POPUP_PROXY set and not empty (by tcprules, for a balancer): a PROXY header comes first. */
   readonly proxyHeader: boolean;
+  /** QMAIL_POPUP_LOGIN_LIMIT: the most seconds from the greeting to a login; undefined, no limit (as the C program). */
+  readonly loginLimitSeconds: number | undefined;
 }
 
 export interface UcspiTlsDescriptors {
@@ -54,6 +56,16 @@ export function cramMd5Of(pop3auth: string | undefined): boolean {
 export function stlsModeOf(ucspitls: string | undefined): StlsMode {
   if (ucspitls === undefined || ucspitls === "-") return "off";
   return ucspitls === "!" ? "required" : "offered";
+}
+
+/**
+ * QMAIL_POPUP_LOGIN_LIMIT: 1 to 999999 seconds (11.5 days; any longer is
+ * no limit worth setting); unset, empty, 0 or anything else: no limit.
+ */
+export function loginLimitOf(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[0-9]{1,6}$/.test(value)) return undefined;
+  const seconds = Number(value);
+  return seconds > 0 ? seconds : undefined;
 }
 
 function descriptorOf(value: string | undefined): number | undefined {
@@ -156,9 +168,17 @@ export function implicitTlsOf(env: Environment): boolean {
 /**
  * Returns undefined when the arguments are missing (the caller prints
  * usage). POP3TIMEOUT is not read here: the front parses it and passes
- * timeoutSeconds in its introduction.
+ * timeoutSeconds in its introduction. launcher: the environment as the
+ * launcher set it, before a PROXY header's addresses were merged into env:
+ * whether the connection is TLS is the launcher's knowledge, never a
+ * client-supplied header's.
  */
-export function readConfig(args: readonly string[], env: Environment, timeoutSeconds: number = DEFAULT_TIMEOUT_SECONDS): Config | undefined {
+export function readConfig(
+  args: readonly string[],
+  env: Environment,
+  timeoutSeconds: number = DEFAULT_TIMEOUT_SECONDS,
+  launcher: Environment = env,
+): Config | undefined {
   const [hostname, ...subprogram] = args;
   if (hostname === undefined || subprogram.length === 0) return undefined;
   const client = clientOf(env);
@@ -171,8 +191,9 @@ export function readConfig(args: readonly string[], env: Environment, timeoutSec
     timeoutSeconds,
     remoteIp: client.ip,
     remoteHost: client.host,
-    implicitTls: implicitTlsOf(env),
+    implicitTls: implicitTlsOf(launcher),
     ucspiTls: ucspiTlsOf(env),
     proxyHeader: (env.QMAIL_POPUP_PROXY ?? "") !== "",
+    loginLimitSeconds: loginLimitOf(env.QMAIL_POPUP_LOGIN_LIMIT),
   };
 }

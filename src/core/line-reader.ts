@@ -16,6 +16,14 @@ const CR = 0x0d;
 /** The longest command line accepted, CRLF included (RFC 1939 allows 255; clients send less). */
 export const COMMAND_LINE_LIMIT = 1024;
 
+/**
+ * The most a client may send before a login, in all its lines: far more
+ * than any login takes (a few commands and a SASL response or two), and
+ * little enough that a client streaming bytes at any rate costs the
+ * runtime a bounded time (the manual's BOUNDS). Past it the session ends.
+ */
+export const INPUT_LIMIT = 65536;
+
 export class LineReader {
   private readonly buffer: Uint8Array;
   private length = 0;

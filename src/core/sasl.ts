@@ -33,7 +33,7 @@ export function decodePlain(response: Uint8Array): PlainCredentials | "malformed
   const authzid = response.subarray(0, first);
   const name = response.subarray(first + 1, second);
   const password = response.subarray(second + 1);
-  if (name.length === 0 || password.length === 0) return "malformed";
+  if (name.length === 0 || password.length === 0 || breaksLine(name) || breaksLine(authzid)) return "malformed";
   if (authzid.length > 0 && !sameBytes(authzid, name)) return "authzid";
   return { name: copyBytes(name), password: copyBytes(password) };
 }
@@ -44,7 +44,7 @@ export function decodeCramMd5(response: Uint8Array): { name: Uint8Array; digest:
   if (space <= 0) return "malformed";
   const name = response.subarray(0, space);
   const digest = response.subarray(space + 1);
-  if (name.includes(0)) return "malformed";
+  if (name.includes(0) || breaksLine(name)) return "malformed";
   if (digest.length !== 32 || !digest.every((byte) => (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66))) return "malformed";
   return { name: copyBytes(name), digest: copyBytes(digest) };
 }
@@ -57,6 +57,15 @@ export function decodeResponse(line: Uint8Array, initial: boolean): Uint8Array |
   if (decoded === undefined) return "malformed";
   // A NUL is for the mechanism to judge: PLAIN's separators, refused elsewhere.
   return decoded;
+}
+
+/**
+ * A name holding CR or LF: USER and APOP, read a line at a time, can never
+ * carry one, so neither may a SASL name, for a line-oriented checkpassword
+ * or log. Other bytes pass as s/qmail passes them.
+ */
+export function breaksLine(name: Uint8Array): boolean {
+  return name.includes(0x0d) || name.includes(0x0a);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

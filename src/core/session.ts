@@ -33,7 +33,7 @@ import {
   greetingLine,
   mechanismList,
 } from "./replies.ts";
-import { SASL_RESPONSE_LIMIT, decodeCramMd5, decodePlain, decodeResponse, saslMechanisms } from "./sasl.ts";
+import { SASL_RESPONSE_LIMIT, breaksLine, decodeCramMd5, decodePlain, decodeResponse, saslMechanisms } from "./sasl.ts";
 
 /** A SASL exchange under way: the next line is the client's response, not a command. */
 type SaslExchange =
@@ -125,8 +125,14 @@ interface Call {
   readonly argument: Uint8Array;
 }
 
+/** A name replaced or dropped is wiped: users type passwords into the name field. */
+function forgetUser(state: SessionState): void {
+  state.user?.fill(0);
+}
+
 function user({ state, argument }: Call): Step {
   if (argument.length === 0) return step(state, reply(ERR_SYNTAX));
+  forgetUser(state);
   return step({ ...state, user: copyBytes(argument) }, reply(OK));
 }
 
@@ -146,6 +152,7 @@ function apop({ state, argument }: Call): Step {
 
 /** A USER given in clear is forgotten: it may have been injected. */
 function stls({ state }: Call): Step {
+  forgetUser(state);
   return step({ ...state, user: undefined, tls: true }, reply(OK_STLS), { kind: "startTls" });
 }
 
@@ -186,10 +193,16 @@ function auth({ config, state, argument }: Call): Step {
   return loginName(state, response);
 }
 
+/** LOGIN's name, given and then not used (cancelled, refused): wiped as a password would be. */
+function forgetSaslName(sasl: SaslExchange | undefined): void {
+  if (sasl?.mechanism === "LOGIN") sasl.name?.fill(0);
+}
+
 /** The client's response, on a line of its own. */
 function continueSasl(state: SessionState, sasl: SaslExchange, line: Uint8Array): Step {
   const idle = withoutSasl(state);
   const response = decodeResponse(line, false);
+  if (response === "cancel" || response === "malformed") forgetSaslName(sasl);
   if (response === "cancel") return step(idle, reply(ERR_SASL_CANCELLED));
   if (response === "malformed") return step(idle, reply(ERR_SASL_MALFORMED));
   switch (sasl.mechanism) {
@@ -217,7 +230,7 @@ function finishPlain(state: SessionState, response: Uint8Array): Step {
 
 /** LOGIN's first answer, the name: wiped where refused, as every refused response is. */
 function loginName(state: SessionState, name: Uint8Array): Step {
-  if (name.length > 0 && !name.includes(0)) return step({ ...state, sasl: { mechanism: "LOGIN", name } }, reply(CHALLENGE_PASSWORD));
+  if (name.length > 0 && !name.includes(0) && !breaksLine(name)) return step({ ...state, sasl: { mechanism: "LOGIN", name } }, reply(CHALLENGE_PASSWORD));
   name.fill(0);
   return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
 }
@@ -225,6 +238,7 @@ function loginName(state: SessionState, name: Uint8Array): Step {
 function loginPassword(state: SessionState, name: Uint8Array, password: Uint8Array): Step {
   if (password.length > 0 && !password.includes(0)) return step(state, { kind: "spawnAuth", method: "Login", name, secret: password });
   password.fill(0);
+  name.fill(0);
   return step(state, reply(ERR_SASL_MALFORMED));
 }
 
@@ -284,6 +298,9 @@ export function handleLine(config: Config, state: SessionState, event: LineEvent
     return next;
   }
   // The reader kept nothing of a line too long or with a NUL in it.
-  if (state.sasl !== undefined) return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
+  if (state.sasl !== undefined) {
+    forgetSaslName(state.sasl);
+    return step(withoutSasl(state), reply(ERR_SASL_MALFORMED));
+  }
   return step(state, reply(event.kind === "too-long" ? ERR_LINE_TOO_LONG : ERR_NUL_IN_COMMAND));
 }

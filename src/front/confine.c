@@ -13,8 +13,12 @@
  *     65534, with a line on fd 2. A uid or gid of 0 is refused. Groups
  *     first, then gid, then uid, checked afterwards; the capability
  *     bounding set emptied before.
- *  2. No way back up: no_new_privs; no capabilities; PR_SET_PDEATHSIG
- *     armed again after the change of ids, which clears it.
+ *  2. No way back up: no_new_privs; no capabilities; not dumpable from
+ *     its first instruction: its real gid is not its effective gid, so
+ *     execve(2) leaves it undumpable (an exec whose real and effective
+ *     ids are equal makes a process dumpable again). That exec is then
+ *     "secure": it clears PR_SET_PDEATHSIG, which the runtime arms again
+ *     itself (serve.ts, endWithFront), and caps the stack at 8 MB.
  *  3. Nothing to touch: Landlock, reading and executing only beneath the
  *     system's program and library directories, /proc, the CPU and cgroup
  *     files of /sys, the random devices and the runtime's own directory
@@ -61,6 +65,8 @@
 /* The account the runtime runs as, by default; `make runtime-account` creates it. */
 #define RUNTIME_ACCOUNT "qmailpopup"
 #define FALLBACK_ID 65534
+/* nogroup: the runtime's real gid (see become). */
+#define NOGROUP 65534
 
 /*
  * A line on fd 2, if fd 2 is the operator's: where the front was started
@@ -172,13 +178,15 @@ static void become(uid_t uid, gid_t gid)
     refuse("PR_CAPBSET_DROP: ", strerror(errno));
   }
 #endif
+  /* A real gid that owns nothing and is not the effective one: see 2. above. */
+  gid_t real = gid == NOGROUP ? NOGROUP - 1 : NOGROUP;
   if (setgroups(0, NULL) == -1) refuse("setgroups: ", strerror(errno));
-  if (setresgid(gid, gid, gid) == -1) refuse("setresgid: ", strerror(errno));
+  if (setresgid(real, gid, gid) == -1) refuse("setresgid: ", strerror(errno));
   if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", strerror(errno));
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
   if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) refuse("getresuid: ", strerror(errno));
-  if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid || getgroups(0, NULL) != 0)
+  if (ru != uid || eu != uid || su != uid || rg != real || eg != gid || sg != gid || getgroups(0, NULL) != 0)
     refuse("the ids did not change as asked", "");
   if (setresuid(0, 0, 0) != -1 || setresgid(0, 0, 0) != -1) refuse("root could be regained", "");
 }
@@ -421,7 +429,7 @@ static void confine(const char *runtime, int listening)
     become(uid, gid);
   }
 #ifdef __linux__
-  /* The change of ids cleared it: the runtime does not outlive the front. */
+  /* The change of ids cleared it: the runtime does not outlive the front (where exec keeps it: started as non-root). */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", strerror(errno));
 #endif
   if (getppid() != front) _exit(111);

@@ -41,8 +41,14 @@ export function bunPlatform(): Platform {
     // Without libc (an unknown system), Node's way still works in Bun.
     readLinePart: (fd, buffer, deadlineMs) => (bind() ?? base).readLinePart(fd, buffer, deadlineMs),
     read: (fd, buffer, deadlineMs) => (bind() ?? base).read(fd, buffer, deadlineMs),
-    // The greeting goes out through node:fs; everything after, through libc.
-    write: (fd, bytes, deadlineMs) => (bound ? bound : base).write(fd, bytes, deadlineMs),
+    // The greeting goes out through node:fs, a plain write: the first bytes
+    // on a connection (or sslserver's empty pipe) cannot find it full.
+    // Everything after, and anything to another descriptor (fd 2, fd 5),
+    // through libc, bounded by poll: Bun's net.Socket cannot make a
+    // descriptor non-blocking, as Node's writes need.
+    write: (fd, bytes, deadlineMs) =>
+      fd === 1 && bound === undefined ? Promise.resolve(base.writeControl(fd, bytes)) : (bind() ?? base).write(fd, bytes, deadlineMs),
     forbidDumps: () => bind()?.forbidDumps(),
+    endWithFront: (frontPid) => (bind() ?? base).endWithFront(frontPid),
   };
 }

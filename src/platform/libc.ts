@@ -1,4 +1,4 @@
-// Descriptor I/O through libc itself (poll, recv, read, write, prctl), for
+// Descriptor I/O through libc itself (poll, recv, read, write, fcntl, prctl), for
 // the runtimes that can call it: Bun (bun:ffi) and Deno (Deno.dlopen).
 // poll(2) gives the idle timeout without a thread; recv(MSG_PEEK) lets a
 // whole line be taken in one read without consuming a byte past its LF.
@@ -15,7 +15,9 @@ export interface Libc {
   read(fd: number, buffer: Uint8Array, length: number): number;
   write(fd: number, buffer: Uint8Array, length: number): number;
   recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
+  fcntl(fd: number, command: number, argument: number): number;
   prctl(option: number, argument: number, unused3: number, unused4: number, unused5: number): number;
+  getppid(): number;
 }
 
 type CType = "int" | "size" | "buffer" | "long";
@@ -26,7 +28,9 @@ export const LIBC_SIGNATURES: Readonly<Record<keyof Libc, readonly [readonly CTy
   read: [["int", "buffer", "size"], "int"],
   write: [["int", "buffer", "size"], "int"],
   recv: [["int", "buffer", "size", "int"], "int"],
+  fcntl: [["int", "int", "int"], "int"],
   prctl: [["int", "long", "long", "long", "long"], "int"],
+  getppid: [[], "int"],
 };
 
 /** LIBC_SIGNATURES in one runtime's type names, for this OS (prctl is Linux's own). */
@@ -64,7 +68,9 @@ export function checked(libc: Libc): Libc {
     read: (fd, buffer, length) => libc.read(fd, buffer, checkedLength(buffer, length)),
     write: (fd, buffer, length) => libc.write(fd, buffer, checkedLength(buffer, length)),
     recv: (fd, buffer, length, flags) => libc.recv(fd, buffer, checkedLength(buffer, length), flags),
+    fcntl: libc.fcntl,
     prctl: libc.prctl,
+    getppid: libc.getppid,
   };
 }
 
@@ -75,27 +81,44 @@ const MSG_PEEK = 0x2;
 const LF = 0x0a;
 /** prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by a process of the same user. */
 const PR_SET_DUMPABLE = 4;
+/** prctl(PR_SET_PDEATHSIG, SIGKILL): killed when our parent, the front, ends. */
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
+const POLLERR = 0x8;
+const POLLNVAL = 0x20;
+const F_GETFL = 3;
+const F_SETFL = 4;
+/** O_NONBLOCK: Linux's on every architecture we build for, and FreeBSD's. */
+const O_NONBLOCK: Readonly<Record<string, number>> = { linux: 0o4000, freebsd: 0x4 };
 /** poll(2) failing this many times in a row (EINTR is the only expected cause) ends the wait. */
 const POLL_RETRIES = 100;
+/** write(2) failing this many times in a row though poll(2) said the descriptor was ready ends the write. */
+const WRITE_RETRIES = 10;
+/** poll(2) takes an int of milliseconds: a longer wait is cut to this, and waited again. */
+export const POLL_TIMEOUT_LIMIT_MS = 2 ** 31 - 1;
 
-export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "writeControl" | "write" | "forbidDumps">;
+export type LibcDescriptorOps = Pick<Platform, "readLinePart" | "read" | "readControl" | "writeControl" | "write" | "forbidDumps" | "endWithFront">;
 
 export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => number): LibcDescriptorOps {
   const libc = checked(unchecked);
   const pollfd = new Uint8Array(8);
   const pollView = new DataView(pollfd.buffer);
 
-  /** Waits until fd is ready for events; false at the deadline. */
+  /**
+   * Waits until fd is ready for events; false at the deadline, which is
+   * checked first: a client whose bytes are always there is cut at the
+   * deadline as one who sends nothing is.
+   */
   function waitFor(fd: number, events: number, deadlineMs: number): boolean {
     for (let failures = 0; failures < POLL_RETRIES; ) {
-      const remaining = Math.max(0, Math.ceil(deadlineMs - nowMs()));
+      const remaining = Math.ceil(deadlineMs - nowMs());
+      if (remaining <= 0) return false;
       pollView.setInt32(0, fd, true);
       pollView.setInt16(4, events, true);
       pollView.setInt16(6, 0, true);
-      const ready = libc.poll(pollfd, 1, remaining);
-      if (ready > 0) return true;
-      if (ready === 0) return false;
-      failures++;
+      const ready = libc.poll(pollfd, 1, Math.min(remaining, POLL_TIMEOUT_LIMIT_MS));
+      if (ready > 0) return (pollView.getInt16(6, true) & POLLNVAL) === 0;
+      if (ready < 0) failures++;
     }
     return false;
   }
@@ -135,19 +158,45 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
       }
       return true;
     },
+    /**
+     * poll(2) says a pipe has room, not how much: a blocking write of more
+     * would wait for the reader, unbounded. So the write is non-blocking,
+     * and the descriptor's flags are put back after it: fd 2 and fd 5 may
+     * be shared with the launcher's logger.
+     */
     async write(fd, bytes, deadlineMs) {
-      for (let offset = 0; offset < bytes.length; ) {
-        if (!waitFor(fd, POLLOUT, deadlineMs)) return false;
-        const rest = bytes.subarray(offset);
-        const written = libc.write(fd, rest, rest.length);
-        if (written < 0) return false;
-        offset += written;
+      const flags = libc.fcntl(fd, F_GETFL, 0);
+      const nonBlocking = O_NONBLOCK[os] ?? 0;
+      const toggled = flags >= 0 && nonBlocking !== 0 && (flags & nonBlocking) === 0;
+      if (toggled) libc.fcntl(fd, F_SETFL, flags | nonBlocking);
+      try {
+        for (let offset = 0, refused = 0; offset < bytes.length; ) {
+          if (!waitFor(fd, POLLOUT, deadlineMs)) return false;
+          if ((pollView.getInt16(6, true) & POLLERR) !== 0) return false;
+          const rest = bytes.subarray(offset);
+          const written = libc.write(fd, rest, rest.length);
+          // Full again (another writer took the room) or an error: poll(2) tells which, a few times at most.
+          if (written < 0) {
+            if (++refused >= WRITE_RETRIES) return false;
+            continue;
+          }
+          refused = 0;
+          offset += written;
+        }
+        return true;
+      } finally {
+        if (toggled) libc.fcntl(fd, F_SETFL, flags);
       }
-      return true;
     },
     forbidDumps() {
       // Elsewhere (FreeBSD) the front starts us with RLIMIT_CORE 0; ptrace of a root process needs root.
       if (os === "linux") libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    },
+    endWithFront(frontPid) {
+      // FreeBSD: the front's procctl(PROC_PDEATHSIG_CTL) is kept across exec; the check below still holds.
+      if (os === "linux") libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      // Gone before the signal was armed: nobody would send it.
+      if (libc.getppid() !== frontPid) throw new Error("the front is gone");
     },
   };
 }

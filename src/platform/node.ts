@@ -25,22 +25,34 @@ function isAgain(error: unknown): boolean {
  * net.Socket that never reads) and polled, backing off while idle. The
  * front makes fds 0-2 blocking again for the login program.
  */
-const madeNonBlocking = new Set<number>();
-async function makeNonBlocking(fd: number): Promise<void> {
-  if (madeNonBlocking.has(fd)) return;
-  madeNonBlocking.add(fd);
+type Handle = { setBlocking?(blocking: boolean): number };
+const nonBlockingHandles = new Map<number, Handle | undefined>();
+async function makeNonBlocking(fd: number): Promise<Handle | undefined> {
+  if (nonBlockingHandles.has(fd)) {
+    const handle = nonBlockingHandles.get(fd);
+    handle?.setBlocking?.(false);
+    return handle;
+  }
   // Imported when first needed: loading node:net costs the greeting a millisecond or two.
   const { Socket } = await import("node:net");
+  let handle: Handle | undefined;
   try {
-    new Socket({ fd, readable: false, writable: false, manualStart: true } as never);
+    handle = (new Socket({ fd, readable: false, writable: false, manualStart: true } as never) as unknown as { _handle?: Handle })._handle;
   } catch {
-    // A regular file (its reads never block) or a terminal (a person typing): polled as it is.
+    // A regular file (its reads and writes never block) or a terminal (a person typing): used as it is.
   }
+  nonBlockingHandles.set(fd, handle);
+  return handle;
 }
+
+/** The descriptors the session reads, and fd 1 (fd 0's socket): non-blocking until the runtime ends. */
+const readDescriptors = new Set<number>([1]);
 
 /** Calls attempt until it is not EAGAIN or the deadline passes ("timeout"). 0 on any other error. */
 async function retryUntil(deadlineMs: number, attempt: () => number): Promise<number | "timeout"> {
   for (let backoff = 1; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+    // The deadline first: a client whose bytes are always there is cut at it as one who sends nothing is.
+    if (Date.now() >= deadlineMs) return "timeout";
     try {
       return attempt();
     } catch (error) {
@@ -55,12 +67,14 @@ async function retryUntil(deadlineMs: number, attempt: () => number): Promise<nu
 /** One byte at a time: Node cannot look ahead for the LF without consuming it. */
 async function readOneByte(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
   if (buffer.length === 0) throw new RangeError("readLinePart into an empty buffer");
+  readDescriptors.add(fd);
   await makeNonBlocking(fd);
   return retryUntil(deadlineMs, () => readSync(fd, buffer, 0, 1, null));
 }
 
 async function readSome(fd: number, buffer: Uint8Array, deadlineMs: number): Promise<number | "timeout"> {
   if (buffer.length === 0) throw new RangeError("read into an empty buffer");
+  readDescriptors.add(fd);
   await makeNonBlocking(fd);
   return retryUntil(deadlineMs, () => readSync(fd, buffer, 0, buffer.length, null));
 }
@@ -85,13 +99,25 @@ export function writeControl(fd: number, bytes: Uint8Array): boolean {
   }
 }
 
+/**
+ * Writes non-blocking, retrying until the deadline, as reads are polled: a
+ * reader that stops (a client, a stuck logger on fd 2 or fd 5) cannot hold
+ * the session. A descriptor the session does not read (fd 2, fd 5: shared
+ * with the launcher's logger, blocking as loggers expect) is made blocking
+ * again after the write; Node cannot read its flags to put back others.
+ */
 export async function writeAll(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
-  for (let offset = 0; offset < bytes.length; ) {
-    const written = await retryUntil(deadlineMs, () => writeSync(fd, bytes, offset, bytes.length - offset));
-    if (written === "timeout" || written === 0) return false;
-    offset += written;
+  const handle = await makeNonBlocking(fd);
+  try {
+    for (let offset = 0; offset < bytes.length; ) {
+      const written = await retryUntil(deadlineMs, () => writeSync(fd, bytes, offset, bytes.length - offset));
+      if (written === "timeout" || written === 0) return false;
+      offset += written;
+    }
+    return true;
+  } finally {
+    if (!readDescriptors.has(fd)) handle?.setBlocking?.(true);
   }
-  return true;
 }
 
 /** prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by a process of the same user. */
@@ -115,6 +141,19 @@ function forbidDumps(): void {
   }
 }
 
+/**
+ * Node cannot call prctl(2) everywhere (Node 20): it looks for its parent
+ * once a second instead. Its reads and writes wait on timers, never in a
+ * blocking call, so the check runs while a session waits for its client.
+ */
+function endWithFront(frontPid: number): void {
+  const check = () => {
+    if (process.ppid !== frontPid) process.exit(1);
+  };
+  check();
+  setInterval(check, 1000).unref();
+}
+
 /** The control socket's number, as the front gave it: our only argument. */
 export function controlFdOf(argument: string | undefined): number | undefined {
   return argument !== undefined && /^[0-9]{1,9}$/.test(argument) ? Number(argument) : undefined;
@@ -129,8 +168,11 @@ export function nodePlatform(): Platform {
     read: readSome,
     readControl,
     writeControl,
-    write: writeAll,
+    // The greeting, before anything is read, a plain write as on Bun: the first
+    // bytes on a connection cannot find it full, and node:net is loaded after it.
+    write: (fd, bytes, deadlineMs) => (fd === 1 && readDescriptors.size === 1 ? Promise.resolve(writeControl(fd, bytes)) : writeAll(fd, bytes, deadlineMs)),
     forbidDumps,
+    endWithFront,
     exit: (status) => process.exit(status),
   };
 }

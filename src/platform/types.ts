@@ -33,5 +33,11 @@ export interface Platform {
    * credential is held.
    */
   forbidDumps(): void;
+  /**
+   * Ends this process when the front (frontPid, our parent) is gone: the
+   * front's confinement made our exec "secure", which cleared the
+   * parent-death signal it had set. At once if it is gone already.
+   */
+  endWithFront(frontPid: number): void;
   exit(status: number): never;
 }

@@ -172,8 +172,12 @@ const recorder = (action: string, ...args: string[]) => [RECORDER, "@RECORD", ac
 /** What the recorder sees as its argv: the kernel runs `#!/bin/sh` with the script's path first. */
 const recorderArgv = (action: string, ...args: string[]) => ["/bin/sh", RECORDER, "@RECORD", action, ...args];
 
-/** USER/PASS to a recorder that ends as action says. */
-function outcome(name: string, action: string, wire: string, log: string, status: string): Case {
+/**
+ * USER/PASS to a recorder that ends as action says. operator: what the front
+ * adds on fd 2 (the C program says nothing): a crashed or exit-111 login
+ * program is not a wrong password, and the operator's log says which.
+ */
+function outcome(name: string, action: string, wire: string, log: string, status: string, operator = ""): Case {
   return {
     name,
     args: ["mail.example.org", ...recorder(action)],
@@ -181,7 +185,7 @@ function outcome(name: string, action: string, wire: string, log: string, status
     input: LOGIN,
     expect: {
       wire,
-      operator: "",
+      operator,
       log,
       status,
       record: { argv: recorderArgv(action), fd3: FD3, descriptors: STANDARD_DESCRIPTORS, input: null },
@@ -215,9 +219,9 @@ const CASES: readonly Case[] = [
     },
   },
   outcome("refused: exit 1", "exit=1", FAILED, REJECTED, "exit 1"),
-  outcome("temporary: exit 111", "exit=111", TEMPORARY, REJECTED, "exit 1"),
-  outcome("crash: SIGSEGV", "signal=SEGV", CRASHED, REJECTED, "exit 1"),
-  outcome("crash: SIGKILL", "signal=KILL", CRASHED, REJECTED, "exit 1"),
+  outcome("temporary: exit 111", "exit=111", TEMPORARY, REJECTED, "exit 1", `qmail-popup: pid @PID: ${RECORDER} exited 111: a temporary failure\n`),
+  outcome("crash: SIGSEGV", "signal=SEGV", CRASHED, REJECTED, "exit 1", `qmail-popup: pid @PID: ${RECORDER} was killed by signal 11 (Segmentation fault)\n`),
+  outcome("crash: SIGKILL", "signal=KILL", CRASHED, REJECTED, "exit 1", `qmail-popup: pid @PID: ${RECORDER} was killed by signal 9 (Killed)\n`),
   outcome("exit 130 failed, no crash", "exit=130", FAILED, REJECTED, "exit 1"),
   outcome("exit 141 failed, no crash", "exit=141", FAILED, REJECTED, "exit 1"),
   outcome("exit 255 failed, no crash", "exit=255", FAILED, REJECTED, "exit 1"),

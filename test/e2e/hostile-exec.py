@@ -6,6 +6,8 @@
 #
 #   --fd5=closed     fd 5 closed
 #   --fd5=broken     fd 5 a pipe whose reader is gone (a write gets EPIPE)
+#   --fdN=full:FIFO  the same for fd N, one digit (2: the launcher's log;
+#                    8: the test sslserver's SSLWRITEFD)
 #   --fd5=full:FIFO  fd 5 the FIFO (whose reader, the test, holds it open
 #                    and never reads), filled to the brim
 #   --nonblock       O_NONBLOCK set on fds 0 and 1 (the connection)
@@ -14,6 +16,7 @@
 # they are put back to the default a real tcpserver gives, so that a write
 # to a dead peer is tested as it happens in production.
 import fcntl
+import re
 import os
 import signal
 import sys
@@ -51,12 +54,13 @@ def main():
             os.close(read_end)
             os.dup2(write_end, 5)
             os.close(write_end)
-        elif option.startswith("--fd5=full:"):
+        elif re.match(r"--fd[0-9]=full:", option):
+            target = int(option[len("--fd")])
             fd = os.open(option[len("--fd5=full:"):], os.O_WRONLY | os.O_NONBLOCK)
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            os.dup2(fd, 5)
+            os.dup2(fd, target)
             os.close(fd)
-            fill(5)
+            fill(target)
         elif option == "--nonblock":
             for fd in (0, 1):
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)

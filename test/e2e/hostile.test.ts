@@ -38,7 +38,6 @@ import {
   fileContent,
   finished,
   open,
-  peakResidentKb,
   processesServing,
   serverPool,
   talk,
@@ -63,26 +62,18 @@ describe.each(COMPILED)("hostile input: $name", (variant) => {
   });
   afterAll(() => pool.stopAll());
 
-  test("10 MB without a newline, then CRLF and QUIT: one -ERR line too long, then +OK", async () => {
-    const { text, status } = await talk(plain, Buffer.concat([Buffer.alloc(10 * 1024 * 1024, "a"), Buffer.from("\r\nQUIT\r\n")]));
+  test("32 KB without a newline, then CRLF and QUIT: one -ERR line too long, then +OK", async () => {
+    const { text, status } = await talk(plain, Buffer.concat([Buffer.alloc(32 * 1024, "a"), Buffer.from("\r\nQUIT\r\n")]));
     expect(text).toBe("+OK\r\n-ERR line too long\r\n+OK \r\n");
     expect(status).toBe("0");
   });
 
-  test("memory stays bounded: 100 MB more of an endless line grow the peak by far less than 100 MB", async () => {
+  test("10 MB without a newline: the session ends once 64 KiB are in (INPUT_LIMIT), memory and CPU with it", async () => {
     const { client, pid } = await open(plain);
-    // The first command binds libc and warms up: measure from after it.
-    await client.send("NOOP\r\n");
-    await client.lines(2);
-    const before = peakResidentKb(pid);
-    for (let i = 0; i < 10; i++) await client.send(Buffer.alloc(10 * 1024 * 1024, "b"));
-    await client.send("\r\n");
-    await client.untilEndsWith("-ERR line too long\r\n");
-    const grown = peakResidentKb(pid) - before;
-    await client.send("QUIT\r\n");
-    expect(await client.untilClosed()).toBe("+OK\r\n+OK \r\n-ERR line too long\r\n+OK \r\n");
-    expect(await finished(plain, pid, client.localPort)).toBe("0");
-    expect(grown, `the peak resident memory grew by ${grown} kB`).toBeLessThan(40 * 1024);
+    void client.send(Buffer.alloc(10 * 1024 * 1024, "b"));
+    expect(await client.untilClosed()).toBe("+OK\r\n");
+    expect(await finished(plain, pid, client.localPort)).toBe("1");
+    await plain.logged("qmail-popup: more than 65536 bytes before a login: session ended\n");
   });
 
   test("the line limit, exactly: 1024 bytes with the CRLF are a command, 1025 are too long", async () => {
@@ -105,8 +96,8 @@ describe.each(COMPILED)("hostile input: $name", (variant) => {
     expect(refused.status).toBe("0");
   });
 
-  test("100 000 NOOP lines in one stream: every one answered, in order", async () => {
-    const count = 100_000;
+  test("10 000 NOOP lines in one stream (60 000 bytes, within INPUT_LIMIT): every one answered, in order", async () => {
+    const count = 10_000;
     const { text, status } = await talk(plain, "NOOP\r\n".repeat(count) + "QUIT\r\n");
     const replies = text.split("\r\n").slice(1, -1);
     expect(replies.length).toBe(count + 1);
@@ -557,20 +548,24 @@ describe.each(MODES)("security: $name", (variant) => {
     },
   );
 
-  test.concurrent("a user name with ', \\, control and 8-bit bytes (and, through SASL, a LF) is logged escaped, on one line", async () => {
+  test.concurrent("a user name with ', \\, control and 8-bit bytes is logged escaped, on one line; through SASL, a LF is refused", async () => {
     const name = "o'd\\d\x01\x1b[2J\x7f\xe9\xff\rx";
     const viaUser = await talk(escaping, Buffer.from(`USER ${name}\r\nPASS nope\r\n`, "latin1"));
-    // SASL can carry any byte but NUL in a name: a LF, and a forged log line behind it.
-    const forged = `${name}\nqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= 'root'`;
-    const viaPlain = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${forged}\0nope`, "latin1").toString("base64")}\r\n`);
+    // SASL can carry any byte but NUL in a name: the same bytes but the CR, which a SASL name may not hold (issue #17).
+    const saslName = "o'd\\d\x01\x1b[2J\x7f\xe9\xffx";
+    const viaPlain = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${saslName}\0nope`, "latin1").toString("base64")}\r\n`);
+    // A LF, and a forged log line behind it: refused as a malformed response, nothing logged.
+    const forged = `${saslName}\nqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= 'root'`;
+    const viaForged = await talk(escaping, `AUTH PLAIN ${Buffer.from(`\0${forged}\0nope`, "latin1").toString("base64")}\r\nQUIT\r\n`);
     expect(viaUser.status).toBe("1");
     expect(viaPlain.status).toBe("1");
+    expect(viaForged.text).toBe("+OK\r\n-ERR malformed SASL response\r\n+OK \r\n");
+    expect(viaForged.status).toBe("0");
     const log = readFileSync(escapeLog, "latin1");
-    const escaped = "o\\x27d\\x5cd\\x01\\x1b[2J\\x7f\\xe9\\xff\\x0dx";
-    expect(log).toContain(`qmail-popup: pid ${viaUser.pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= '${escaped}'\n`);
-    expect(log).toContain(
-      `qmail-popup: pid ${viaPlain.pid} Reject::AUTH::Plain P:POP3 S:127.0.0.1:unknown ?= '${escaped}\\x0aqmail-popup: pid 1 Accept::AUTH::User P:POP3 S:1.2.3.4:evil ?= \\x27root\\x27'\n`,
-    );
+    const escaped = "o\\x27d\\x5cd\\x01\\x1b[2J\\x7f\\xe9\\xff";
+    expect(log).toContain(`qmail-popup: pid ${viaUser.pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= '${escaped}\\x0dx'\n`);
+    expect(log).toContain(`qmail-popup: pid ${viaPlain.pid} Reject::AUTH::Plain P:POP3 S:127.0.0.1:unknown ?= '${escaped}x'\n`);
+    expect(log).not.toContain("evil");
     for (const line of log.split("\n").slice(0, -1)) {
       expect(line).toMatch(/^qmail-popup: pid \d+ (Accept|Reject)::[A-Za-z:-]+ P:POP3S? S:[^ ]*:[^ ]* \?= '[\x20-\x26\x28-\x7e]*'$/);
     }

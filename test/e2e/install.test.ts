@@ -263,7 +263,7 @@ describe("make install next to the administrator's own qmail-popup (issue #18)",
 /** The front compiled as make does, but saying it is version, into dir/qmail-popup. */
 function frontOfVersion(version: string, dir: string): string {
   const front = join(dir, "qmail-popup");
-  const built = run("gcc", ["-static", "-Os", "-std=c11", `-DVERSION="${version}"`, "-o", front, join(ROOT, "src/front/qmail-popup.c")]);
+  const built = run("gcc", ["-static", "-Os", "-std=c11", `-DVERSION="${version}"`, "-o", front, join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c")]);
   expect(built.stderr).toBe("");
   expect(built.status).toBe(0);
   return front;

@@ -210,17 +210,19 @@ describe("versions: a front and a runtime of different builds refuse each other 
   let dir: string;
   beforeAll(() => {
     dir = tempDir("qmail-popup-versions-");
-    const built = spawnSync("gcc", ["-static", "-Os", "-std=c11", "-DVERSION=\"0.0.1\"", "-o", join(dir, "front-0.0.1"), join(ROOT, "src/front/qmail-popup.c")]);
+    const built = spawnSync("gcc", ["-static", "-Os", "-std=c11", "-DVERSION=\"0.0.1\"", "-o", join(dir, "front-0.0.1"), join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c")]);
     if (built.status !== 0) throw new Error(`gcc: ${built.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** A directory with `front` as qmail-popup and `runtime` (a file, or a script's text) as its runtime. */
-  function pairDir(front: string, runtime: { file: string } | { script: string }): string {
+  function pairDir(front: string, runtime: { file: string } | { script: string; beside?: string }): string {
     const pair = tempDir("qmail-popup-pair-");
     copyFileSync(front, join(pair, "qmail-popup"));
     if ("file" in runtime) copyFileSync(runtime.file, join(pair, "qmail-popup-runtime"));
     else writeFileSync(join(pair, "qmail-popup-runtime"), runtime.script);
+    // The confined runtime reads nothing outside its own directory: a script's bundle lies beside it.
+    if ("beside" in runtime && runtime.beside !== undefined) copyFileSync(runtime.beside, join(pair, "bundle.mjs"));
     chmodSync(join(pair, "qmail-popup"), 0o755);
     chmodSync(join(pair, "qmail-popup-runtime"), 0o755);
     return pair;
@@ -240,13 +242,13 @@ describe("versions: a front and a runtime of different builds refuse each other 
     }
   }
 
-  const patchedNodeRuntime = (version: string): string => {
+  const patchedNodeRuntime = (version: string): { script: string; beside: string } => {
     const bundle = readFileSync(join(ROOT, "dist/qmail-popup-node.mjs"), "latin1");
     const patched = bundle.replace(`var VERSION = "${VERSION}";`, `var VERSION = "${version}";`);
     if (!bundle.includes(`var VERSION = "${VERSION}";`)) throw new Error("the bundle's VERSION was not found");
     const file = join(dir, `node-${version}.mjs`);
     writeFileSync(file, patched, "latin1");
-    return `#!/bin/sh\nexec ${process.execPath} ${file} "$@"\n`;
+    return { script: `#!/bin/sh\nexec ${process.execPath} "\${0%/*}/bundle.mjs" "$@"\n`, beside: file };
   };
 
   it("a front 0.0.1 beside this release's runtime (the Bun binary): [SYS/TEMP] before any greeting, both versions and the fix on fd 2", async () => {
@@ -256,13 +258,13 @@ describe("versions: a front and a runtime of different builds refuse each other 
   });
 
   it("this release's front beside a runtime 9.9.9 (the Node bundle, patched): the same", async () => {
-    const got = await greetingOf(pairDir(FRONT, { script: patchedNodeRuntime("9.9.9") }));
+    const got = await greetingOf(pairDir(FRONT, patchedNodeRuntime("9.9.9")));
     expect(got.text).toBe(TEMPORARY);
     expect(got.log).toContain(`qmail-popup: version mismatch: this qmail-popup is ${VERSION}, its qmail-popup-runtime is 9.9.9: install both from one release\n`);
   });
 
   it("the control: this release's front beside the unpatched Node bundle logs in", async () => {
-    const got = await greetingOf(pairDir(FRONT, { script: patchedNodeRuntime(VERSION) }));
+    const got = await greetingOf(pairDir(FRONT, patchedNodeRuntime(VERSION)));
     expect(got.text).toMatch(/^\+OK\r\n\+OK \r\n\+OK/);
   });
 

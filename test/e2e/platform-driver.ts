@@ -97,6 +97,8 @@ async function exercise(platform: Platform) {
   const emptyLinePart = await outcome(() => platform.readLinePart(3, new Uint8Array(0), deadline()));
   const emptySubarrayLinePart = await outcome(() => platform.readLinePart(3, new Uint8Array(16).subarray(16), deadline()));
   const emptyRead = await outcome(() => platform.read(3, new Uint8Array(0), deadline()));
+  // A deadline already passed ends the read though bytes are waiting, and takes none of them.
+  const pastLinePart = await platform.readLinePart(3, new Uint8Array(64), platform.nowMs() - 1);
   const socketB = await lineThrough(platform, 3, 64);
   const socketLong = await lineThrough(platform, 3, 4);
 
@@ -112,12 +114,15 @@ async function exercise(platform: Platform) {
   // fd 8: read takes what is there, past an LF, within its buffer.
   const readFirst = new Uint8Array(4);
   const readFirstGot = await platform.read(8, readFirst, deadline());
+  const pastRead = await platform.read(8, new Uint8Array(64), platform.nowMs() - 1);
   const readRest = new Uint8Array(64);
   const readRestGot = await platform.read(8, readRest, deadline());
 
   // fd 6: writes, a short one and one larger than the socket's buffer.
   const writeShort = await platform.write(6, bytesOf("hello\r\n"), deadline());
   const writeLarge = await platform.write(6, large(), deadline());
+  // fd 6 was blocking: a write leaves it so (fd 2 and fd 5 are shared with the launcher's logger).
+  const writeLeavesBlocking = blocking(6);
 
   // fd 9: the peer is gone (its end of file says so first): the write fails, the process lives.
   const goneEnd = await platform.readLinePart(9, new Uint8Array(8), deadline());
@@ -143,6 +148,8 @@ async function exercise(platform: Platform) {
       emptyLinePart,
       emptySubarrayLinePart,
       emptyRead,
+      pastLinePart,
+      pastRead,
       pipeLines: [pipeA, pipeB],
       pipeEnd,
       idleLinePart: idleLinePart.result,
@@ -151,6 +158,7 @@ async function exercise(platform: Platform) {
       readRest: [readRestGot, text(readRest.subarray(0, Number(readRestGot)))],
       writeShort,
       writeLarge,
+      writeLeavesBlocking,
       goneEnd,
       writeGone,
       controlWrite,

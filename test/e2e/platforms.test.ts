@@ -49,6 +49,9 @@ const EXPECTED_TABLE = {
   emptyLinePart: "threw RangeError",
   emptySubarrayLinePart: "threw RangeError",
   emptyRead: "threw RangeError",
+  // A deadline already passed: "timeout" though bytes wait, and they are still there after.
+  pastLinePart: "timeout",
+  pastRead: "timeout",
   pipeLines: [
     { line: "A\r\n", withinContract: true },
     { line: "B\r\n", withinContract: true },
@@ -61,6 +64,7 @@ const EXPECTED_TABLE = {
   readRest: [8, " ME\r\nTOO"],
   writeShort: true,
   writeLarge: true,
+  writeLeavesBlocking: true,
   goneEnd: 0,
   writeGone: false,
   controlWrite: true,

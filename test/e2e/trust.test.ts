@@ -259,3 +259,37 @@ describe.each(variants())("no password in the runtime's memory after a refused e
   });
 });
 
+
+// --- names in the runtime's memory once replaced or dropped -------------------------------
+
+/** Each way a name (a password typed into the name field, perhaps) is replaced or dropped: the input, and the replies it gets. */
+const DROPPED_NAMES: readonly (readonly [name: string, input: (name: string) => string, replies: number])[] = [
+  ["USER, replaced by another USER", (name) => `USER ${name}\r\nUSER alice\r\n`, 2],
+  ["AUTH LOGIN's name, then the exchange cancelled", (name) => `AUTH LOGIN\r\n${b64(name)}\r\n*\r\n`, 3],
+  ["AUTH LOGIN's name as initial response, then the exchange cancelled", (name) => `AUTH LOGIN ${b64(name)}\r\n*\r\n`, 2],
+  ["AUTH LOGIN's name, then a password with junk", (name) => `AUTH LOGIN\r\n${b64(name)}\r\n${b64("x")}%%\r\n`, 3],
+];
+
+describe.each(variants())("no name in the runtime's memory once replaced or dropped: $name", (variant: Variant) => {
+  const pool = serverPool();
+  let server: TcpServer;
+  beforeAll(async () => {
+    server = await pool.start({ variant });
+  });
+  afterAll(() => pool.stopAll());
+
+  test.concurrent.each(DROPPED_NAMES)("%s", async (_what, input, replies) => {
+    const name = "pw-" + randomBytes(12).toString("hex");
+    const { client, pid } = await open(server);
+    const runtime = onlyChildOf(pid);
+    // The greeting, the replies, and NOOP's: the name is behind the session once NOOP is answered.
+    await client.send(input(name) + "NOOP\r\n");
+    await client.until(() => client.text.split("\r\n").length - 1 === replies + 2 && client.text.endsWith("+OK \r\n"), "NOOP's reply");
+    const needles = [name, ...(input(name).match(/[A-Za-z0-9+/]{24,}/g) ?? [])];
+    const counts = memoryCounts(runtime, needles);
+    await client.send("QUIT\r\n");
+    await client.untilClosed();
+    expect(await finished(server, pid, client.localPort)).toBe("0");
+    expect(counts, `copies of the name in the runtime (pid ${runtime})`).toEqual(Object.fromEntries(needles.map((needle) => [needle, 0])));
+  });
+});

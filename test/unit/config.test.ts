@@ -28,7 +28,23 @@ describe("arguments", () => {
       implicitTls: false,
       ucspiTls: undefined,
       proxyHeader: false,
+      loginLimitSeconds: undefined,
     });
+  });
+});
+
+describe("QMAIL_POPUP_LOGIN_LIMIT", () => {
+  it.each([
+    [undefined, undefined],
+    ["", undefined],
+    ["0", undefined],
+    ["30", 30],
+    ["999999", 999999],
+    ["1000000", undefined],
+    ["-5", undefined],
+    ["30s", undefined],
+  ])("%j gives %j", (value, seconds) => {
+    expect(readConfig(["h", "c"], value === undefined ? {} : { QMAIL_POPUP_LOGIN_LIMIT: value })!.loginLimitSeconds).toBe(seconds);
   });
 });
 

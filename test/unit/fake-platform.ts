@@ -158,6 +158,10 @@ export class FakePlatform implements Platform {
     this.events.push("forbidDumps");
   }
 
+  endWithFront(frontPid: number): void {
+    this.events.push(`endWithFront ${frontPid}`);
+  }
+
   exit(status: number): never {
     this.events.push(`exit ${status}`);
     this.exits.push(status);

@@ -11,11 +11,18 @@ interface Call {
   readonly bufferLength: number;
 }
 
-/** A libc that records each call and answers as a socket holding `pending` would. */
-function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls: Call[] } {
+/** The parent fakeLibc's getppid reports. */
+const FRONT_PID = 4242;
+
+/** A libc that records each call and answers as a blocking socket holding `pending` would. */
+function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls: Call[]; flags: number[]; timeouts: number[] } {
   const calls: Call[] = [];
+  /** The descriptor's file status flags after each F_SETFL. */
+  const flags: number[] = [];
+  const timeouts: number[] = [];
+  let current = 0o2; // O_RDWR
   const libc: Libc = {
-    poll: (fds, count) => (calls.push({ name: "poll", length: count * 8, bufferLength: fds.byteLength }), 1),
+    poll: (fds, count, timeoutMs) => (calls.push({ name: "poll", length: count * 8, bufferLength: fds.byteLength }), timeouts.push(timeoutMs), 1),
     read: (_fd, buffer, length) => {
       calls.push({ name: "read", length, bufferLength: buffer.byteLength });
       const n = Math.min(length, pending.length);
@@ -29,9 +36,16 @@ function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls:
       buffer.set(pending.subarray(0, n));
       return n;
     },
+    fcntl: (_fd, command, argument) => {
+      if (command === 3) return current;
+      current = argument;
+      flags.push(argument);
+      return 0;
+    },
     prctl: () => (calls.push({ name: "prctl", length: 0, bufferLength: 0 }), 0),
+    getppid: () => (calls.push({ name: "getppid", length: 0, bufferLength: 0 }), FRONT_PID),
   };
-  return { libc, calls };
+  return { libc, calls, flags, timeouts };
 }
 
 describe("checkedLength", () => {
@@ -99,11 +113,44 @@ describe("the descriptor operations on top of it", () => {
     libcDescriptorOps(freebsd.libc, "freebsd", now).forbidDumps();
     expect(freebsd.calls).toEqual([]);
   });
+  it("endWithFront arms the parent-death signal on Linux, then refuses to go on where the front is already gone", () => {
+    const linux = fakeLibc();
+    libcDescriptorOps(linux.libc, "linux", now).endWithFront(FRONT_PID);
+    expect(linux.calls.map(({ name }) => name)).toEqual(["prctl", "getppid"]);
+    const freebsd = fakeLibc();
+    libcDescriptorOps(freebsd.libc, "freebsd", now).endWithFront(FRONT_PID);
+    expect(freebsd.calls.map(({ name }) => name)).toEqual(["getppid"]);
+    expect(() => libcDescriptorOps(fakeLibc().libc, "linux", now).endWithFront(FRONT_PID + 1)).toThrow("the front is gone");
+  });
   it("writeControl and write hand libc the rest of the bytes each time", async () => {
     const { libc, calls } = fakeLibc();
     const ops = libcDescriptorOps(libc, "linux", now);
     expect(ops.writeControl(3, new Uint8Array(10))).toBe(true);
     expect(await ops.write(1, new Uint8Array(7), 1000)).toBe(true);
     expect(calls.filter(({ name }) => name === "write").map(({ length, bufferLength }) => [length, bufferLength])).toEqual([[10, 10], [7, 7]]);
+  });
+  it("a deadline that has passed ends a read though bytes are waiting, and a write before it starts", async () => {
+    const { libc, calls } = fakeLibc(new TextEncoder().encode("AAAA"));
+    const ops = libcDescriptorOps(libc, "linux", () => 5000);
+    expect(await ops.readLinePart(0, new Uint8Array(8), 5000)).toBe("timeout");
+    expect(await ops.read(0, new Uint8Array(8), 4000)).toBe("timeout");
+    expect(await ops.write(1, new Uint8Array(8), 5000)).toBe(false);
+    expect(calls.filter(({ name }) => name !== "poll")).toEqual([]);
+  });
+  it("write is non-blocking, and puts the descriptor's flags back after (fd 2 and fd 5 may be shared)", async () => {
+    const { libc, flags } = fakeLibc();
+    expect(await libcDescriptorOps(libc, "linux", now).write(5, new Uint8Array(3), 1000)).toBe(true);
+    expect(flags).toEqual([0o2 | 0o4000, 0o2]);
+  });
+  it("write gives up when the descriptor stays refused though poll says it is ready", async () => {
+    const { libc, flags } = fakeLibc();
+    const refusing = { ...libc, write: () => -1 };
+    expect(await libcDescriptorOps(refusing, "linux", now).write(5, new Uint8Array(3), 1000)).toBe(false);
+    expect(flags).toEqual([0o2 | 0o4000, 0o2]);
+  });
+  it("poll's timeout fits its int: a longer wait is cut, never wrapped", async () => {
+    const { libc, timeouts } = fakeLibc(new Uint8Array([0x41]));
+    await libcDescriptorOps(libc, "linux", now).read(0, new Uint8Array(8), 4294968 * 1000);
+    expect(timeouts).toEqual([2 ** 31 - 1]);
   });
 });

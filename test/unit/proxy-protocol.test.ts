@@ -511,10 +511,18 @@ describe("the environment tcpserver would have set", () => {
   });
 
   it("laid over a launcher on IPv6, makes the log show the client, not the balancer", () => {
-    const config = (header: ProxyHeader) => readConfig(["pop.example", "checkpassword"], { ...launcher, ...proxyEnvironment(header) });
+    const config = (header: ProxyHeader) => readConfig(["pop.example", "checkpassword"], { ...launcher, ...proxyEnvironment(header) }, undefined, launcher);
     expect(config(proxied("tcp4", "192.0.2.1", 56324, "198.51.100.7", 110))).toMatchObject({ remoteIp: "192.0.2.1", remoteHost: "unknown", implicitTls: false });
-    expect(config(proxied("tcp6", "::ffff:192.0.2.1", 56324, "::ffff:198.51.100.7", 995))).toMatchObject({ remoteIp: "192.0.2.1", remoteHost: "unknown", implicitTls: true });
+    expect(config(proxied("tcp6", "::ffff:192.0.2.1", 56324, "::ffff:198.51.100.7", 995))).toMatchObject({ remoteIp: "192.0.2.1", remoteHost: "unknown" });
     expect(config(proxied("tcp6", "2001:db8::1", 56324, "2001:db8::7", 110))).toMatchObject({ remoteIp: "2001:db8::1", remoteHost: "unknown" });
     expect(config(LOCAL)).toMatchObject({ remoteIp: "2001:db8::fe", remoteHost: "balancer.internal" });
+  });
+
+  it("never turns implicit TLS on or off: that is the launcher's knowledge, not the header's", () => {
+    const config = (env: Record<string, string>, header: ProxyHeader) => readConfig(["pop.example", "checkpassword"], { ...env, ...proxyEnvironment(header) }, undefined, env);
+    const plain = { TCPLOCALPORT: "110", UCSPITLS: "!" };
+    expect(config(plain, proxied("tcp4", "192.0.2.1", 56324, "198.51.100.7", 995))).toMatchObject({ implicitTls: false, stls: "required" });
+    expect(config(plain, proxied("tcp6", "2001:db8::1", 56324, "2001:db8::7", 995))).toMatchObject({ implicitTls: false, stls: "required" });
+    expect(config({ TCPLOCALPORT: "995" }, proxied("tcp4", "192.0.2.1", 56324, "198.51.100.7", 110))).toMatchObject({ implicitTls: true });
   });
 });

@@ -132,6 +132,35 @@ describe("AUTH in the session", () => {
     expect(run(config, ["AUTH LOGIN", b64("alice"), b64("pa\0ss")]).auth).toBeUndefined();
   });
 
+  it.each(["al\nice=LD_PRELOAD", "alice\r\nX", "alice\r", "\nalice"])(
+    "refuses a name holding CR or LF (%j) as a malformed response, in PLAIN, LOGIN and CRAM-MD5",
+    (name) => {
+      const malformed = "-ERR malformed SASL response\r\n";
+      const cram = configOf({ POP3AUTH: "+apop+cram" });
+      const cases = [
+        run(config, [`AUTH PLAIN ${b64(`\0${name}\0wonderland`)}`]),
+        run(config, ["AUTH PLAIN", b64(`${name}\0${name}\0wonderland`)]),
+        run(config, [`AUTH LOGIN ${b64(name)}`]),
+        run(config, ["AUTH LOGIN", b64(name)]),
+        run(cram, ["AUTH CRAM-MD5", b64(`${name} ${"0".repeat(32)}`)]),
+      ];
+      for (const { replies, auth } of cases) {
+        expect(replies.endsWith(malformed), replies).toBe(true);
+        expect(auth).toBeUndefined();
+      }
+    },
+  );
+
+  it("refuses an authorization identity holding CR or LF as a malformed response, not as a mismatch", () => {
+    expect(run(config, [`AUTH PLAIN ${b64("ali\nce\0alice\0wonderland")}`]).replies).toBe("-ERR malformed SASL response\r\n");
+  });
+
+  it("passes a name's other bytes as s/qmail does: control bytes, = and 8-bit", () => {
+    const name = "a\x01l\tice=\xe9\x7f";
+    expect(run(config, [`AUTH PLAIN ${b64(`\0${name}\0wonderland`)}`]).auth?.name).toEqual(bytes(name));
+    expect(run(config, ["AUTH LOGIN", b64(name), b64("wonderland")]).auth?.name).toEqual(bytes(name));
+  });
+
   it("CRAM-MD5 is offered only where POP3AUTH names it; its challenge is the timestamp", () => {
     expect(run(config, ["AUTH CRAM-MD5"]).replies).toBe("-ERR unrecognized authentication type\r\n");
     const cram = configOf({ POP3AUTH: "cram" });

@@ -397,3 +397,36 @@ describe("the APOP timestamp is what a checkpassword hashes", () => {
     expect(spawnOf(run(apopOnly, [`APOP mrose ${digest}`])).secret).toEqual(bin(digest));
   });
 });
+
+describe("a name replaced or dropped is wiped (users type passwords into the name field)", () => {
+  it("USER replaced by another USER, and dropped by STLS", () => {
+    const first = run(plain, ["USER hunter2secret"]);
+    const held = first.state.user!;
+    run(plain, ["USER alice"], first.state);
+    expect(held.every((byte) => byte === 0)).toBe(true);
+    const before = run(stlsOffered, ["USER hunter2secret"]);
+    const name = before.state.user!;
+    run(stlsOffered, ["STLS"], before.state);
+    expect(name.every((byte) => byte === 0)).toBe(true);
+  });
+
+  it.each([
+    ["cancelled", "*"],
+    ["answered with bad base64", "not base64!"],
+    ["answered with a NUL in the password", Buffer.from("pa\0ss", "latin1").toString("base64")],
+  ])("AUTH LOGIN's name, the exchange %s", (_what, answer) => {
+    const asked = run(plain, ["AUTH LOGIN", Buffer.from("hunter2secret").toString("base64")]);
+    const sasl = asked.state.sasl as { mechanism: "LOGIN"; name: Uint8Array };
+    expect(sasl.name).toEqual(bin("hunter2secret"));
+    const after = run(plain, [answer], asked.state);
+    expect(after.state.sasl).toBeUndefined();
+    expect(sasl.name.every((byte) => byte === 0)).toBe(true);
+  });
+
+  it("AUTH LOGIN's name, the password line too long", () => {
+    const asked = run(plain, ["AUTH LOGIN", Buffer.from("hunter2secret").toString("base64")]);
+    const sasl = asked.state.sasl as { mechanism: "LOGIN"; name: Uint8Array };
+    run(plain, [{ kind: "too-long" }], asked.state);
+    expect(sasl.name.every((byte) => byte === 0)).toBe(true);
+  });
+});
