@@ -11,6 +11,8 @@ import { EEXIST, ENOENT } from "./libc.ts";
 
 export const READABLE = 0x001;
 export const WRITABLE = 0x004;
+/** The peer closed its end (or shut down writing): EPOLLRDHUP. */
+export const HUNG_UP = 0x2000;
 const EPOLLONESHOT = 1 << 30;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
@@ -40,6 +42,8 @@ for (;;) {
 export class Readiness {
   private readonly epfd: number;
   private readonly armed = new Set<number>();
+  /** The token of each descriptor's wait, while it waits. */
+  private readonly tokenOf = new Map<number, number>();
   private readonly waiting = new Map<number, (ready: boolean) => void>();
   private next = 1;
   private readonly event = new Uint8Array(EVENT_SIZE);
@@ -64,8 +68,13 @@ export class Readiness {
       this.waiting.set(token, (ready) => {
         if (timer !== undefined) clearTimeout(timer);
         this.waiting.delete(token);
+        if (this.tokenOf.get(fd) === token) this.tokenOf.delete(fd);
         resolve(ready);
       });
+      // A descriptor waits for one thing at a time: an earlier wait on it is over (not ready).
+      const earlier = this.tokenOf.get(fd);
+      if (earlier !== undefined) this.waiting.get(earlier)?.(false);
+      this.tokenOf.set(fd, token);
       this.eventView.setUint32(0, events | EPOLLONESHOT, true);
       this.eventView.setUint32(DATA_OFFSET, token, true);
       this.eventView.setUint32(DATA_OFFSET + 4, 0, true);
@@ -80,7 +89,15 @@ export class Readiness {
   }
 
   /** Before fd is closed: its number may come back for another descriptor. */
+  /** Ends fd's wait now, as if it were ready: its waiter looks again (and finds its session over). */
+  wake(fd: number): void {
+    const token = this.tokenOf.get(fd);
+    if (token !== undefined) this.waiting.get(token)?.(true);
+  }
+
   forget(fd: number): void {
+    const token = this.tokenOf.get(fd);
+    if (token !== undefined) this.waiting.get(token)?.(false);
     // Other processes (the front) hold the same files: closing ours would leave them in the set.
     if (this.armed.delete(fd)) this.libc.epollCtl(this.epfd, EPOLL_CTL_DEL, fd, this.event);
   }

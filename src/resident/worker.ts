@@ -12,7 +12,7 @@ import { bytesOf, concatBytes } from "../core/bytes.ts";
 import type { Platform } from "../platform/types.ts";
 import { RUNTIME_FAILURE_STATUS, serve } from "../serve.ts";
 import { EAGAIN, EINTR, ENOTSOCK, MSG_DONTWAIT, MSG_PEEK, residentLibc, type ResidentLibc } from "./libc.ts";
-import { READABLE, Readiness, WRITABLE } from "./readiness.ts";
+import { HUNG_UP, READABLE, Readiness, WRITABLE } from "./readiness.ts";
 
 const LF = 0x0a;
 /** The front writes its introduction at once: one that takes longer is not a front's. */
@@ -193,7 +193,13 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
   /** What the front has not yet taken of what we said (the plan, perhaps: wiped once sent). */
   let unsent: Uint8Array[] = [];
   let gone = false;
-  const local = (fd: number) => descriptors.get(fd);
+  /** The front went away (killed, or it killed us for silence): every wait of the session ends, and the session with it. */
+  let abandoned = false;
+  let closing = false;
+  const local = (fd: number) => {
+    if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
+    return descriptors.get(fd);
+  };
 
   /** Writes what it can of the control queue now; the rest waits for close(). */
   const flushNow = (): boolean => {
@@ -223,7 +229,9 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
     for (let offset = 0; offset < bytes.length; ) {
       const written = libc.write(ours, bytes.subarray(offset));
       if (written === -EAGAIN || written === -EINTR) {
-        if (!(await readiness.wait(ours, WRITABLE, deadlineMs))) return false;
+        const ready = await readiness.wait(ours, WRITABLE, deadlineMs);
+        if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
+        if (!ready) return false;
         continue;
       }
       if (written <= 0) return false;
@@ -254,7 +262,9 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
       if (peeked > 0) buffer.fill(0, Math.max(got, 0), peeked);
       if (got >= 0) return got;
       if (got !== -EAGAIN && got !== -EINTR) return 0;
-      if (!(await readiness.wait(ours, READABLE, deadlineMs))) return "timeout";
+      const ready = await readiness.wait(ours, READABLE, deadlineMs);
+      if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
+      if (!ready) return "timeout";
     }
   }
 
@@ -282,6 +292,14 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
     write,
     // The whole worker is undumpable from its start.
     forbidDumps: () => {},
+    // The front is not our parent: its end is the control socket's. It says nothing more until the plan, so readable is hung up.
+    endWithFront() {
+      void readiness.wait(control, READABLE | HUNG_UP, Infinity).then((ready) => {
+        if (!ready || closing) return;
+        abandoned = true;
+        for (const fd of descriptors.values()) readiness.wake(fd);
+      });
+    },
     exit(status): never {
       throw new SessionEnd(status);
     },
@@ -290,6 +308,7 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
   return {
     platform,
     async close() {
+      closing = true;
       // What the front has not taken yet (the plan), within the timeout; then every descriptor.
       const deadline = Date.now() + INTRODUCTION_SECONDS * 1000;
       while (!gone && unsent.length > 0 && flushNow() && unsent.length > 0)

@@ -224,6 +224,23 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     expect((await converse(front, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
   });
 
+  test("a front killed mid-session: the worker ends that session at once (the client's connection closes)", async () => {
+    const socket = join(HERE, "front-killed");
+    const resident = await startResident(socket, FRONT, { PATH: "/usr/bin:/bin" }, 1);
+    servers.push(resident);
+    const front = await server(socket);
+    const [worker] = children(resident.pid!);
+    const before = sockets(worker!);
+    const client = await Client.connect(front.port);
+    const pid = await front.pidFor(client.localPort);
+    expect(await client.lines(1)).toBe("+OK\r\n");
+    expect(sockets(worker!)).toBeGreaterThan(before);
+    process.kill(pid, "SIGKILL");
+    // Only the worker still held the client's connection: it closes once the session is over.
+    expect(await client.untilClosed(10_000)).toBe("+OK\r\n");
+    expect(await eventually(() => sockets(worker!) === before)).toBe(true);
+  });
+
   test("a worker is replaced after QMAIL_POPUP_RESIDENT_RESTART sessions, its replacement started before it ends", async () => {
     const socket = join(HERE, "restart");
     const resident = await startResident(socket, FRONT, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_RESTART: "3" }, 1);
