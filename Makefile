@@ -93,8 +93,8 @@ FRONT_CC_x64 = $(if $(filter x64,$(HOST_ARCH)),gcc,x86_64-linux-gnu-gcc)
 FRONT_CC_arm64 = $(if $(filter arm64,$(HOST_ARCH)),gcc,aarch64-linux-gnu-gcc)
 FRONT_CFLAGS = -static -Os -std=c11 -Wall -Wextra -Werror -ffile-prefix-map=$(CURDIR)=. -DVERSION='"$(VERSION)"'
 
-FRONT_SOURCES = src/front/qmail-popup.c src/front/confine.c
-dist/qmail-popup-front-linux-%: $(FRONT_SOURCES) src/front/confine.h src/version.ts
+FRONT_SOURCES = src/front/qmail-popup.c src/front/confine.c src/front/resident.c
+dist/qmail-popup-front-linux-%: $(FRONT_SOURCES) src/front/confine.h src/front/resident.h src/version.ts
 	@mkdir -p dist
 	$(FRONT_CC_$*) $(FRONT_CFLAGS) -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
@@ -120,7 +120,7 @@ dist/test-fixtures/escape-runtime: test/fixtures/static/escape-runtime.c
 # bench's "confined against unconfined" row, and the positive control of a
 # test that the confinement would otherwise stop. Never installed; a
 # compile-time flag, never a runtime switch.
-dist/test-fixtures/qmail-popup-unconfined: $(FRONT_SOURCES) src/front/confine.h src/version.ts
+dist/test-fixtures/qmail-popup-unconfined: $(FRONT_SOURCES) src/front/confine.h src/front/resident.h src/version.ts
 	@mkdir -p $(dir $@)
 	$(FRONT_CC_$(HOST_ARCH)) $(FRONT_CFLAGS) -DQMAIL_POPUP_UNCONFINED -o $@.tmp $(FRONT_SOURCES) && mv $@.tmp $@
 
@@ -277,7 +277,7 @@ $(DEB): $$(DEB_BINARY_$$(DEB_ARCH)) $$(DEB_FRONT_$$(DEB_ARCH)) man/qmail-popup.8
 	DEB_COMPRESSION='$(DEB_COMPRESSION)' sh packaging/debian/build-deb $(DEB_ARCH) $(DEB_FRONT_$(DEB_ARCH)) $(DEB_BINARY_$(DEB_ARCH)) $@
 
 # The port compiles the front on FreeBSD from dist/qmail-popup.c, which make-port copies there.
-freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c src/front/confine.c src/front/confine.h
+freebsd-port: dist/qmail-popup-bun-freebsd-x64 dist/qmail-popup-bun-freebsd-arm64 dist/qmail-popup.8 src/front/qmail-popup.c src/front/confine.c src/front/confine.h src/front/resident.c src/front/resident.h
 	sh packaging/freebsd/make-port dist dist/freebsd-port
 
 check-reproducible:

@@ -64,6 +64,7 @@
 //   BENCH_WARMUP [10] {3}        untimed rounds first
 //   BENCH_RATE_SECONDS [10] {1}  rate time per variant   BENCH_RATE_SLICE [1]  seconds per slice
 //   BENCH_CONCURRENCY [8]        BENCH_HELD [20] {5}  connections held for the memory measurement
+//   BENCH_RESIDENT_HELD [1000] {200}  idle connections held in resident mode: the resident's growth over them, shared out
 //   BENCH_SETTLE_MS [500] {200}  wait before reading smaps of held connections
 //   BENCH_VARIANTS         a comma list of ids to run (floor is always run)
 //   BENCH_RUNTIME_FLOORS [1] {0}, BENCH_AB, BENCH_PAGE_CACHE: above
@@ -77,7 +78,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { arch, cpus, loadavg, release } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { ServerProcess } from "./lib/tcpserver.mjs";
+import { ServerProcess, startResident } from "./lib/tcpserver.mjs";
 import { destroySockets, errorText, sessionOnce } from "./bench/client.mjs";
 import { OUT_DIR, ROOT, commandOutput, config, which } from "./bench/config.mjs";
 import { greet, interleaved, memoryOf, progress, progressDone, ratePhase, state } from "./bench/phases.mjs";
@@ -138,12 +139,16 @@ async function main() {
   /** @type {Run[]} */
   const working = [];
   for (const variant of chosen) {
-    const server = await ServerProcess.tcpserver({ command: variant.argv, fd5: "/dev/null", group: true, maxConnections: Math.max(64, config.held + config.concurrency + 8) });
+    // Resident mode: the resident first (the front it runs is the variant's copy), then tcpserver.
+    const resident = variant.resident === undefined ? undefined : await startResident(variant.resident, variant.argv[0]);
+    if (resident !== undefined) servers.add(resident);
+    const env = { PATH: "/usr/bin:/bin", ...variant.env };
+    const server = await ServerProcess.tcpserver({ command: variant.argv, env, fd5: "/dev/null", group: true, maxConnections: Math.max(64, (variant.resident ? config.residentHeld : config.held) + config.concurrency + 8) });
     servers.add(server);
     // Each variant must greet; one with a broken greeting is dropped with its reason.
     try {
-      await greet({ variant, server });
-      working.push({ variant, server });
+      await greet({ variant, server, resident: resident?.pid });
+      working.push({ variant, server, resident: resident?.pid });
     } catch (error) {
       skipped.push({ id: variant.id, why: `greeting failed: ${errorText(error)}; stderr: ${server.otherLines.join(" | ")}` });
       process.stderr.write(`bench: dropping ${variant.id}: ${errorText(error)}\n`);

@@ -42,6 +42,8 @@ export const config = {
   rateSlice: intEnv("BENCH_RATE_SLICE", 1, 1),
   concurrency: intEnv("BENCH_CONCURRENCY", 8, 8),
   held: intEnv("BENCH_HELD", 20, 5),
+  // Resident mode's share of the resident is its growth over the connections held: more of them, less noise.
+  residentHeld: intEnv("BENCH_RESIDENT_HELD", 1000, 200),
   settleMs: intEnv("BENCH_SETTLE_MS", 500, 200),
   connectionTimeoutMs: intEnv("BENCH_TIMEOUT_MS", 30_000, 30_000),
   fixtures: env.BENCH_FIXTURES || "c",

@@ -3,11 +3,12 @@
 
 import { LineClient, errorText, greetingOnce } from "./client.mjs";
 import { config } from "./config.mjs";
-import { childrenTable, childrenUsage, commOf, processTree, smapsRollup } from "./proc.mjs";
+import { childrenTable, childrenUsage, commOf, processTree, smapsRollup, treeUsage } from "./proc.mjs";
 import { median } from "./report.mjs";
 
 /**
- * @typedef {{ variant: import("./variants.mjs").Variant, server: import("../lib/tcpserver.mjs").ServerProcess }} Run
+ * @typedef {{ variant: import("./variants.mjs").Variant, server: import("../lib/tcpserver.mjs").ServerProcess, resident?: number }} Run
+ *   resident: the pid of the resident serving the run (resident mode): its CPU and memory count too
  */
 
 /** Set on SIGINT/SIGTERM/SIGHUP: every phase stops at its next step. */
@@ -42,7 +43,12 @@ export function progressDone(text) {
 }
 
 /** @param {Run} run */
-const usageOf = (run) => (run.server.pid === undefined ? undefined : childrenUsage(run.server.pid));
+const usageOf = (run) => {
+  const fronts = run.server.pid === undefined ? undefined : childrenUsage(run.server.pid);
+  if (run.resident === undefined || fronts === undefined) return fronts;
+  const resident = treeUsage(run.resident);
+  return { cpuMs: fronts.cpuMs + resident.cpuMs, minorFaults: fronts.minorFaults + resident.minorFaults, majorFaults: fronts.majorFaults + resident.majorFaults };
+};
 
 /**
  * Round by round, one connection per variant per round, in an order rotated
@@ -156,7 +162,7 @@ function memoryOfProcesses(pids) {
   const each = pids.map((pid) => smapsRollup(pid) ?? {});
   /** @param {string} key */
   const sum = (key) => each.reduce((total, kB) => total + (kB[key] ?? 0), 0);
-  return { pss: sum("Pss"), privateDirty: sum("Private_Dirty"), rss: sum("Rss"), comm: pids.map((pid) => commOf(pid) ?? "?").join("+") };
+  return { pss: sum("Pss"), privateDirty: sum("Private_Dirty"), private: sum("Private_Dirty") + sum("Private_Clean"), rss: sum("Rss"), comm: pids.map((pid) => commOf(pid) ?? "?").join("+") };
 }
 
 /**
@@ -169,6 +175,7 @@ function summarise(samples) {
     n: samples.length,
     pss_kB: median(samples.map((s) => s.pss)),
     private_dirty_kB: median(samples.map((s) => s.privateDirty)),
+    private_kB: median(samples.map((s) => s.private)),
     rss_kB: median(samples.map((s) => s.rss)),
     pss_sum_kB: samples.reduce((total, s) => total + s.pss, 0),
     processes: [...new Set(samples.map((s) => s.comm))],
@@ -186,10 +193,14 @@ function summarise(samples) {
 export async function memoryOf(run, loggedIn) {
   /** @type {LineClient[]} */
   const clients = [];
-  /** @type {{ errors: string[], self?: ReturnType<typeof summarise>, child?: ReturnType<typeof summarise> }} */
+  /** @type {{ errors: string[], self?: ReturnType<typeof summarise>, child?: ReturnType<typeof summarise>, resident?: { before_kB: number, held_kB: number, growth_per_connection_kB: number }, per_connection_kB?: number }} */
   const result = { errors: [] };
+  // A resident's private memory (all its processes) before and with the connections held: its share is the growth.
+  const residentPrivate = () => (run.resident === undefined ? 0 : memoryOfProcesses(processTree(run.resident, childrenTable())).private);
+  const residentBefore = residentPrivate();
   try {
-    for (let i = 0; i < config.held; i++) {
+    const held = run.resident !== undefined && !loggedIn ? config.residentHeld : config.held;
+    for (let i = 0; i < held; i++) {
       const client = await LineClient.connect(run.server.port);
       clients.push(client);
       client.pid = await run.server.pidFor(client.localPort);
@@ -202,7 +213,14 @@ export async function memoryOf(run, loggedIn) {
       result.self = summarise(trees.map((tree) => memoryOfProcesses(tree.slice(0, 1))));
       result.child = summarise(trees.map((tree) => memoryOfProcesses(tree.slice(1))));
       for (const tree of trees) if (tree.length !== 2) result.errors.push(`pid ${tree[0]} has ${tree.length - 1} processes below it`);
-    } else result.self = summarise(trees.map(memoryOfProcesses));
+    } else {
+      result.self = summarise(trees.map(memoryOfProcesses));
+      // Private memory per idle connection: the front's (and its runtime's), plus a resident's growth shared out.
+      const held = residentPrivate();
+      const growth = run.resident === undefined ? 0 : (held - residentBefore) / clients.length;
+      if (run.resident !== undefined) result.resident = { before_kB: residentBefore, held_kB: held, growth_per_connection_kB: growth };
+      result.per_connection_kB = (result.self?.private_kB ?? NaN) + growth;
+    }
   } catch (error) {
     result.errors.push(errorText(error));
   } finally {

@@ -84,3 +84,25 @@ export function commOf(pid) {
     return undefined;
   }
 }
+
+/**
+ * What a running process and its descendants used, live and reaped: a
+ * resident's CPU over a phase (its workers are never reaped by tcpserver).
+ * @param {number} pid
+ */
+export function treeUsage(pid) {
+  const table = childrenTable();
+  let cpuMs = 0;
+  let minorFaults = 0;
+  let majorFaults = 0;
+  for (const each of processTree(pid, table)) {
+    const fields = procStat(each);
+    if (fields === undefined) continue;
+    // utime, stime, cutime, cstime: fields 14-17; minflt, cminflt, majflt, cmajflt: 10-13 (index 7 to 14 after the comm).
+    const [minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime] = [7, 8, 9, 10, 11, 12, 13, 14].map((i) => Number(fields[i]));
+    cpuMs += (((utime ?? 0) + (stime ?? 0) + (cutime ?? 0) + (cstime ?? 0)) * 1000) / CLK_TCK;
+    minorFaults += (minflt ?? 0) + (cminflt ?? 0);
+    majorFaults += (majflt ?? 0) + (cmajflt ?? 0);
+  }
+  return { cpuMs, minorFaults, majorFaults };
+}

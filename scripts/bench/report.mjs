@@ -112,6 +112,7 @@ export function printReport(report) {
     ["qmail-popup's own work (front + Bun runtime against front + compiled hello)", "bun-compiled", "front-hello"],
     ["the runtime's confinement (front + Bun runtime against the same behind the front built without it)", "bun-compiled", "bun-unconfined"],
     ["page cache (the runtime paged in by exec against by a read)", "page-exec", "page-read"],
+    ["resident mode against the C floor (issue #19: greeting <= 1.2x, CPU <= 1.25x)", "resident", "floor"],
     ...rows.filter((r) => r.id.startsWith("ab-")).map((r) => /** @type {[string, string, string]} */ ([`${r.label} against the project`, r.id, "bun-compiled"])),
   ];
   console.log("");
@@ -123,10 +124,11 @@ export function printReport(report) {
   );
   console.log(
     table(
-      ["variant", "idle: processes", "PSS", "PrivDirty", "logged in: waits", "PSS", "PrivDirty", "child PSS", "child PrivDirty", "file that runs", "its runtime"],
+      ["variant", "idle: processes", "private KiB/conn", "PSS", "PrivDirty", "logged in: waits", "PSS", "PrivDirty", "child PSS", "child PrivDirty", "file that runs", "its runtime"],
       rows.map((r) => [
         r.label,
-        r.memory?.idle?.self?.processes?.join(",") ?? "n/a",
+        [...(r.memory?.idle?.self?.processes ?? ["n/a"]), ...(r.memory?.idle?.resident ? ["resident"] : [])].join(","),
+        r.memory?.idle?.per_connection_kB === undefined ? "n/a" : r.memory.idle.per_connection_kB.toFixed(0),
         mb(r.memory?.idle?.self?.pss_kB), mb(r.memory?.idle?.self?.private_dirty_kB),
         r.memory?.loggedIn?.self?.processes?.join(",") ?? "n/a",
         mb(r.memory?.loggedIn?.self?.pss_kB, 2), mb(r.memory?.loggedIn?.self?.private_dirty_kB, 2),

@@ -20,6 +20,8 @@ import { DIST, FIXTURE_SRC, HOSTNAME, OUT_DIR, ROOT, RUN_DIR, commandOutput, con
  * @property {string} [runs]  the file that runs (for a script runtime, the script's bundle)
  * @property {string} [interpreter]  what runs that file, if not the file itself
  * @property {"exec" | "read"} [paged]  BENCH_PAGE_CACHE: how the runtime comes into the page cache
+ * @property {string} [resident]  resident mode: the socket of the resident (started beside tcpserver) the front hands connections to
+ * @property {Record<string, string>} [env]  tcpserver's environment besides PATH
  */
 
 /** The fixtures' checkpassword and post-login stand-in: C (compiled here) or sh. */
@@ -76,6 +78,7 @@ const FRONT_LABELS = /** @type {Record<string, string>} */ ({
   node: "front + node dist/qmail-popup-node.mjs",
   "bun-source": "front + bun src/entry/bun.ts",
   deno: "front + deno run dist/qmail-popup-deno.mjs",
+  resident: "resident mode: front + resident Bun workers",
 });
 
 /**
@@ -96,9 +99,13 @@ export function defineVariants(fx) {
    * @returns {Variant}
    */
   const behindFront = (id, label, runtime) => ({ id, label, kind: "popup", argv: [front, ...args], front, runtime, runs: runtime, ...scriptTarget(runtime) });
-  const [project, ...others] = FRONT_VARIANTS.map(({ name, command }) =>
-    behindFront(name, FRONT_LABELS[name] ?? name, join(dirname(/** @type {string} */ (command[0])), "qmail-popup-runtime")),
-  );
+  const [project, ...others] = FRONT_VARIANTS.map(({ name, command, resident }) => {
+    const variant = behindFront(name, FRONT_LABELS[name] ?? name, join(dirname(/** @type {string} */ (command[0])), "qmail-popup-runtime"));
+    if (resident === undefined) return variant;
+    // The bench's own resident, beside the copies prepare() makes: in a directory of root's.
+    const socket = join(RUN_DIR, name, "socket");
+    return { ...variant, resident: socket, env: { QMAIL_POPUP_RESIDENT: socket, QMAIL_POPUP_RESIDENT_ONLY: "1" } };
+  });
   const bunRuntime = join(DIST, "qmail-popup-runtime");
   const unconfined = join(DIST, "test-fixtures/qmail-popup-unconfined");
   /** @type {Variant[]} */

@@ -14,23 +14,67 @@
 // Everything else on fd 2 is the programs' own (qmail-popup's lines).
 
 import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { createServer } from "node:net";
 
 /** The checkout: scripts/lib/ is two levels down. */
 export const ROOT = resolve(import.meta.dirname, "../..");
 
+/** This process's resident's socket, in a directory of root's (the resident refuses any other). */
+export const RESIDENT_SOCKET = `/run/qmail-popup-test-${process.pid}/resident`;
+
 /**
  * The installed layout, each runtime behind a copy of the front
  * (src/front/qmail-popup.c): dist/qmail-popup next to dist/qmail-popup-runtime,
  * and `make variants`' dist/variants/NAME/qmail-popup for the other runtimes.
- * @type {readonly { name: string, command: readonly string[] }[]}
+ * @type {readonly { name: string, command: readonly string[], resident?: string, env?: Record<string, string> }[]}
  */
 export const FRONT_VARIANTS = [
   { name: "bun-compiled", command: [join(ROOT, "dist/qmail-popup")] },
   ...["node-sea", "node", "bun-source", "deno"].map((name) => ({ name, command: [join(ROOT, `dist/variants/${name}/qmail-popup`)] })),
+  // Resident mode: the same front, handing each connection to a resident
+  // Bun runtime (startResident, one per process that imports this file)
+  // and never starting its own (QMAIL_POPUP_RESIDENT_ONLY).
+  {
+    name: "resident",
+    command: [join(ROOT, "dist/qmail-popup")],
+    resident: RESIDENT_SOCKET,
+    env: { QMAIL_POPUP_RESIDENT: RESIDENT_SOCKET, QMAIL_POPUP_RESIDENT_ONLY: "1" },
+  },
 ];
+
+/** @type {Map<string, Promise<ServerProcess>>} */
+const residents = new Map();
+
+/**
+ * The resident at socket (`qmail-popup --resident SOCKET 2`), started on
+ * first use and ended with this process (setpriv --pdeathsig); resolves once
+ * a worker listens there (/proc/net/unix shows the socket accepting), so
+ * that no front falls back.
+ * @param {string} socket
+ * @param {string} [front]
+ * @param {Record<string, string>} [env]
+ * @param {number} [workers]
+ * @returns {Promise<ServerProcess>}
+ */
+export function startResident(socket = RESIDENT_SOCKET, front = join(ROOT, "dist/qmail-popup"), env = { PATH: "/usr/bin:/bin" }, workers = 2) {
+  let started = residents.get(socket);
+  if (started === undefined) {
+    started = (async () => {
+      mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
+      const server = new ServerProcess(spawnClosingFds(["/usr/bin/setpriv", "--pdeathsig", "KILL", front, "--resident", socket, String(workers)], { env, group: true }), true);
+      process.on("exit", () => server.killNow());
+      const listening = () => readFileSync("/proc/net/unix", "latin1").split("\n").some((line) => line.endsWith(` ${socket}`) && / 00010000 0001 01 /.test(line));
+      const deadline = Date.now() + 20_000;
+      while (!listening() && !server.exited && Date.now() < deadline) await new Promise((wake) => setTimeout(wake, 10));
+      if (!listening()) throw new Error(`the resident did not start: ${server.log}`);
+      return server;
+    })();
+    residents.set(socket, started);
+  }
+  return started;
+}
 
 /** Wake-ups for until(): whoever changes what a predicate reads calls wake(). */
 export class Waiters {

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -349,8 +350,8 @@ static const int SELF_ONLY[] = { SYS_kill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_
 /* The low half of an argument (little-endian): what the kernel takes of an int. */
 #define ARG(i) offsetof(struct seccomp_data, args[i])
 
-/* 0 once the filter is on; -1 where the kernel (or qemu-user) has none. */
-static int __attribute__((unused)) seccomp(void)
+/* 0 once the filter is on; -1 where the kernel (or qemu-user) has none. accepting: a resident's worker, which accepts on the socket it was given. */
+static int __attribute__((unused)) seccomp(int accepting)
 {
   struct sock_filter program[256];
   size_t n = 0;
@@ -369,7 +370,8 @@ static int __attribute__((unused)) seccomp(void)
   jump[jumps++] = (struct jump){ n, TO_DENY, 0 };
   program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 0);
 #endif
-  for (size_t i = 0; i < sizeof DENIED / sizeof DENIED[0]; i++) JUMP((unsigned)DENIED[i], TO_DENY, 0);
+  for (size_t i = 0; i < sizeof DENIED / sizeof DENIED[0]; i++)
+    if (!accepting || (DENIED[i] != SYS_accept && DENIED[i] != SYS_accept4)) JUMP((unsigned)DENIED[i], TO_DENY, 0);
   /* clone3's flags are behind a pointer: ENOSYS, and the C library falls back to clone. */
   JUMP(SYS_clone3, TO_NOSYS, 0);
   /* TIOCSTI: no typing into a terminal the runtime was given. */
@@ -408,7 +410,13 @@ static int __attribute__((unused)) seccomp(void)
 
 #endif
 
-void confine_runtime(const char *runtime)
+void confine_ids(uid_t *uid, gid_t *gid)
+{
+  runtime_ids(uid, gid);
+}
+
+/* listening: a resident's worker's socket, -1 for a runtime of one connection. */
+static void confine(const char *runtime, int listening)
 {
   pid_t front = getppid();
 #if defined(__linux__) && !defined(QMAIL_POPUP_UNCONFINED)
@@ -425,11 +433,17 @@ void confine_runtime(const char *runtime)
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", strerror(errno));
 #endif
   if (getppid() != front) _exit(111);
+  /*
+   * A worker listens as the account: that is the identity a front reads
+   * with SO_PEERCRED (the socket was bound by root, which a front would
+   * otherwise see); listen(2) is denied from here on.
+   */
+  if (listening != -1 && listen(listening, SOMAXCONN) == -1) refuse("listen: ", strerror(errno));
 #ifndef QMAIL_POPUP_UNCONFINED
 #ifdef __linux__
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", strerror(errno));
   landlock_enforce(ruleset);
-  int filtered = seccomp();
+  int filtered = seccomp(listening != -1);
   /*
    * In Landlock's place where a kernel (before 5.13) has none; not where
    * seccomp is missing too, as under qemu-user, whose /proc/self/maps is a
@@ -441,4 +455,14 @@ void confine_runtime(const char *runtime)
 #endif
 #endif
   (void)runtime;
+}
+
+void confine_runtime(const char *runtime)
+{
+  confine(runtime, -1);
+}
+
+void confine_worker(const char *runtime, int listening)
+{
+  confine(runtime, listening);
 }

@@ -7,7 +7,13 @@
 #ifndef QMAIL_POPUP_CONFINE_H
 #define QMAIL_POPUP_CONFINE_H
 
+#include <sys/types.h>
+
 /* Confines this process before it executes runtime (its path); returns only if all held. */
 void confine_runtime(const char *runtime);
+/* The same for a resident's worker, which listens on listening (as the account) and may accept on it. */
+void confine_worker(const char *runtime, int listening);
+/* The runtime's account: QMAIL_POPUP_UID and QMAIL_POPUP_GID, qmailpopup, or 65534 (said on fd 2); never 0 (refused: exit 111). */
+void confine_ids(uid_t *uid, gid_t *gid);
 
 #endif

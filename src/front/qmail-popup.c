@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "confine.h"
+#include "resident.h"
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -946,7 +947,8 @@ static void listen_to(int control, pid_t session, struct buffer *said, struct pl
       at = 0;
     }
   }
-  kill(session, SIGKILL);
+  /* A resident's session (no process of ours) ends when we close the socket. */
+  if (session > 0) kill(session, SIGKILL);
 }
 
 /* Starts the runtime on a control socket and introduces us: our end of the socket, or -1 (said why). */
@@ -1018,6 +1020,7 @@ int main(int argc, char **argv)
   harden();
   const char *runtime = runtime_path(argv[0]);
   if (argc == 2 && strcmp(argv[1], "--version") == 0) return report_versions(runtime);
+  if (argc >= 2 && strcmp(argv[1], "--resident") == 0) return resident_main(argc, argv, runtime);
   if (argc < 3) return usage(argc);
   if (!runtime) return temporary_failure(1, "unable to find ", RUNTIME_NAME);
 
@@ -1027,19 +1030,36 @@ int main(int argc, char **argv)
   if (introduce(&introduction, argc, argv, timeout) || !(said.bytes = malloc(said.size = MESSAGE_LIMIT)))
     return temporary_failure(1, "out of memory", "");
 
-  pid_t session;
-  int control = start_runtime(runtime, &introduction, &session, timeout);
-  if (control == -1) return temporary_reply(1);
+  /* Resident mode: the connection handed to a runtime already running, or ours started as ever. */
+  pid_t session = -1;
+  int control = -1;
+  const char *resident = getenv("QMAIL_POPUP_RESIDENT");
+  if (resident && *resident) {
+    const char *only = getenv("QMAIL_POPUP_RESIDENT_ONLY");
+    control = resident_connect(resident);
+    if (control != -1 && resident_hand_over(control) == 0) {
+      /* From here the connection is the resident's: a failure is the session's, never a second greeting. */
+      write_all(control, introduction.bytes, introduction.length, timeout);
+      wipe(introduction.bytes, introduction.size);
+    } else {
+      if (control != -1) { say("resident ", resident, ": unable to hand over the connection", NULL); close(control); control = -1; }
+      if (only && *only) return temporary_failure(1, "QMAIL_POPUP_RESIDENT_ONLY is set: no runtime of our own", "");
+    }
+  }
+  if (control == -1 && (control = start_runtime(runtime, &introduction, &session, timeout)) == -1) return temporary_reply(1);
   /* Listen until the runtime is done; quiet for longer than it ever waits, it is wedged. */
   struct plan plan = { .end = -1, .client = 1, .timeout = timeout };
   struct hearing heard = { 0 };
   long long quiet_seconds = 2LL * timeout + WEDGE_MARGIN;
   listen_to(control, session, &said, &plan, argv[1], quiet_seconds * 1000, &heard);
   close(control);
-  int status;
-  while (waitpid(session, &status, 0) == -1)
+  /* A resident's session that ended with its plan or its end is as a runtime that exited 0. */
+  int status = 0;
+  while (session > 0 && waitpid(session, &status, 0) == -1)
     if (errno != EINTR) return temporary_failure(1, "unable to wait for the runtime", "");
   restore_inherited_flags();
+  if (session == -1 && !plan.complete && plan.end < 0 && !heard.refused && !heard.wedged)
+    return temporary_failure(plan.client, "the resident runtime ended the session without a plan or an end", "");
 
   if (!plan.complete || heard.refused || heard.wedged || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     wipe(said.bytes, said.size);

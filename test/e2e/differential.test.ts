@@ -23,7 +23,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path";
 import { beforeAll, describe, test } from "vitest";
 import { VERSION } from "../../src/version.ts";
-import { ROOT, tempDir, variants } from "./harness.ts";
+import { ROOT, tempDir, variants, type Variant } from "./harness.ts";
+import { startResident } from "../../scripts/lib/tcpserver.mjs";
 
 const DRIVER = join(ROOT, "test/e2e/differential-driver.py");
 const RECORDER = join(ROOT, "test/e2e/differential-record");
@@ -754,11 +755,27 @@ function range(first: number, last: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
-describe.each(variants())("$name", (variant) => {
-  const front = variant.command[0]!;
+/** In resident mode the run script's two variables, after the case's own: the login program gets them too. */
+function inMode(variant: Variant, c: Case): Case {
+  if (variant.env === undefined) return c;
+  const added = Object.entries(variant.env).map(([name, value]) => `${name}=${value}`);
+  // After the case's own entries, before those the plan adds (SSL_*), as the front appends those.
+  const names = new Set(c.env.map((entry) => entry.split("=")[0]));
+  const environ = c.expect.record?.environ ?? c.env;
+  const own = environ.filter((entry) => names.has(entry.split("=")[0]));
+  const record = c.expect.record && { ...c.expect.record, environ: [...own, ...added, ...environ.slice(own.length)] };
+  return { ...c, env: [...c.env, ...added], expect: { ...c.expect, record } };
+}
 
-  test.concurrent.for(CASES)("$name", async (c, { expect }) => {
-    const record = join(FILES, `${variant.name}-${CASES.indexOf(c)}.json`);
+describe.each(variants({ resident: true }))("$name", (variant) => {
+  const front = variant.command[0]!;
+  beforeAll(async () => {
+    if (variant.resident !== undefined) await startResident(variant.resident);
+  });
+
+  test.concurrent.for(CASES)("$name", async (original, { expect }) => {
+    const c = inMode(variant, original);
+    const record = join(FILES, `${variant.name}-${CASES.indexOf(original)}.json`);
     const session = await runDriver(front, c, record);
     const recorded = c.expect.record !== undefined && existsSync(record) ? (JSON.parse(readFileSync(record, "utf8")) as Recorded) : undefined;
 

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, watch, writeFileSync 
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { FRONT_VARIANTS, ROOT, ServerProcess, Waiters, spawnClosingFds } from "../../scripts/lib/tcpserver.mjs";
+import { FRONT_VARIANTS, ROOT, ServerProcess, Waiters, spawnClosingFds, startResident } from "../../scripts/lib/tcpserver.mjs";
 
 export { ROOT };
 /** The subject of message 1 in the Maildir make-maildir creates. */
@@ -19,16 +19,21 @@ export const FIXTURES = join(ROOT, "test/fixtures");
 export interface Variant {
   readonly name: string;
   readonly command: readonly string[];
+  /** Resident mode: the resident's socket (started with the first server), and the front's variables naming it. */
+  readonly resident?: string;
+  readonly env?: Record<string, string>;
 }
 
 /**
  * Every variant: the front with each runtime next to it (FRONT_VARIANTS, which
  * the benchmark runs too). QMAIL_POPUP_VARIANTS=node,deno narrows the matrix
- * (for a quick local run).
+ * (for a quick local run). The variant `resident` (resident mode) is in it
+ * where a suite asks ({ resident: true }: protocol, sasl, tls, differential).
  */
-export function variants(): Variant[] {
+export function variants(options: { resident?: boolean } = {}): Variant[] {
   const wanted = process.env.QMAIL_POPUP_VARIANTS?.split(",");
-  return FRONT_VARIANTS.filter((variant) => !wanted || wanted.includes(variant.name));
+  // Resident mode only where a suite asks for it: the others look at a runtime of the connection's own (its process, its memory).
+  return FRONT_VARIANTS.filter((variant) => (!wanted || wanted.includes(variant.name)) && (options.resident || !("resident" in variant)));
 }
 
 /**
@@ -98,8 +103,9 @@ export class TcpServer {
         options.hostname ?? "mail.test",
         ...(options.subprogram ?? [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"]),
       ];
+    if (options.variant.resident !== undefined) await startResident(options.variant.resident);
     if (options.tls !== undefined) return TcpServer.startTls(options, args);
-    const env = { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env };
+    const env = { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent", ...options.env, ...options.variant.env };
     return new TcpServer(await ServerProcess.tcpserver({ command: [...options.variant.command, ...args], env, fd5: options.logFile }));
   }
 
@@ -111,6 +117,7 @@ export class TcpServer {
       CHECKPASSWORD_HOMES: options.homes ?? "/nonexistent",
       ...(options.tls === "starttls" ? { UCSPITLS: "" } : {}),
       ...options.env,
+      ...options.variant.env,
     };
     const argv = [
       "/usr/bin/python3", join(ROOT, "test/ucspi-tls/sslserver.py"),

@@ -263,7 +263,7 @@ describe("make install next to the administrator's own qmail-popup (issue #18)",
 /** The front compiled as make does, but saying it is version, into dir/qmail-popup. */
 function frontOfVersion(version: string, dir: string): string {
   const front = join(dir, "qmail-popup");
-  const built = run("gcc", ["-static", "-Os", "-std=c11", `-DVERSION="${version}"`, "-o", front, join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c")]);
+  const built = run("gcc", ["-static", "-Os", "-std=c11", `-DVERSION="${version}"`, "-o", front, join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c"), join(ROOT, "src/front/resident.c")]);
   expect(built.stderr).toBe("");
   expect(built.status).toBe(0);
   return front;
@@ -655,7 +655,7 @@ state refused
     expect({ stdout: packaged.stdout, stderr: packaged.stderr, status: packaged.status }).toEqual({ stdout: "+OK\r\n+OK \r\n", stderr: "", status: 0 });
 
     const dynamic = tempDir("qmail-popup-dynamic-front-");
-    const built = run("gcc", ["-Os", "-std=c11", `-DVERSION="${VERSION}"`, "-o", join(dynamic, "qmail-popup"), join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c")]);
+    const built = run("gcc", ["-Os", "-std=c11", `-DVERSION="${VERSION}"`, "-o", join(dynamic, "qmail-popup"), join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c"), join(ROOT, "src/front/resident.c")]);
     expect(built.stderr).toBe("");
     expect(built.status).toBe(0);
     copyFileSync(join(root, "var/qmail/bin/qmail-popup-runtime"), join(dynamic, "qmail-popup-runtime"));

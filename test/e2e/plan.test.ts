@@ -210,7 +210,7 @@ describe("versions: a front and a runtime of different builds refuse each other 
   let dir: string;
   beforeAll(() => {
     dir = tempDir("qmail-popup-versions-");
-    const built = spawnSync("gcc", ["-static", "-Os", "-std=c11", "-DVERSION=\"0.0.1\"", "-o", join(dir, "front-0.0.1"), join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c")]);
+    const built = spawnSync("gcc", ["-static", "-Os", "-std=c11", "-DVERSION=\"0.0.1\"", "-o", join(dir, "front-0.0.1"), join(ROOT, "src/front/qmail-popup.c"), join(ROOT, "src/front/confine.c"), join(ROOT, "src/front/resident.c")]);
     if (built.status !== 0) throw new Error(`gcc: ${built.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { Client, FIXTURES, TcpServer, converse, makeHomes, tempDir, variants } f
 
 const NUL = "\0";
 
-describe.each(variants())("$name", (variant) => {
+describe.each(variants({ resident: true }))("$name", (variant) => {
   const homes = makeHomes();
   const work = tempDir();
   const record = join(work, "fd3");

@@ -9,7 +9,7 @@ import { FIRST_SUBJECT, TcpServer, converse, fetchmail, makeHomes, runClient, te
 
 const b64 = (text: string) => Buffer.from(text, "latin1").toString("base64");
 
-describe.each(variants())("$name", (variant) => {
+describe.each(variants({ resident: true }))("$name", (variant) => {
   const homes = makeHomes();
   const work = tempDir();
   const logFile = join(work, "log5");

@@ -21,7 +21,7 @@ async function starttls(port: number, clear: string, secure = ""): Promise<Start
 
 const CAPA_HEAD = "+OK capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n";
 
-describe.each(variants())("$name", (variant) => {
+describe.each(variants({ resident: true }))("$name", (variant) => {
   const homes = makeHomes();
   const work = tempDir();
   const logFile = join(work, "log5");
