@@ -94,16 +94,21 @@ static void refuse(const char *what, const char *why)
 
 /* --- 1. identity ------------------------------------------------------------ */
 
-/* A decimal id, 0 to 2^32-2; -1 if anything else. */
-static long parse_id(const char *s, size_t n)
+long confine_decimal(const char *s, size_t n, long limit)
 {
-  long id = 0;
+  long x = 0;
   if (n == 0 || n > 10) return -1;
   for (size_t i = 0; i < n; i++) {
     if (s[i] < '0' || s[i] > '9') return -1;
-    id = id * 10 + (s[i] - '0');
+    x = x * 10 + (s[i] - '0');
   }
-  return id >= 0xffffffffL ? -1 : id;
+  return x > limit ? -1 : x;
+}
+
+/* A decimal id, 0 to 2^32-2 (2^32-1 is (uid_t)-1, "no change"); -1 if anything else. */
+static long parse_id(const char *s, size_t n)
+{
+  return confine_decimal(s, n, 0xfffffffeL);
 }
 
 /* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time: under softlimit -m, this program has little room. */

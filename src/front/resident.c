@@ -62,13 +62,7 @@ static void resident_say(const char *first, const char *second, const char *thir
 /* A decimal number, 0 to 2^31-1; -1 if anything else. */
 static long resident_number(const char *s, size_t n)
 {
-  long x = 0;
-  if (n == 0 || n > 10) return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    x = x * 10 + (s[i] - '0');
-  }
-  return x > 0x7fffffffL ? -1 : x;
+  return confine_decimal(s, n, 0x7fffffffL);
 }
 
 /* --- the front's side ------------------------------------------------------ */
