@@ -1,5 +1,7 @@
 // What the environment and the command line say, read once at start.
 
+import { decimalOf } from "./decimal.ts";
+
 export type ApopMode = "off" | "also" | "only";
 export type StlsMode = "off" | "offered" | "required";
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -63,19 +65,14 @@ export function stlsModeOf(ucspitls: string | undefined): StlsMode {
  * no limit worth setting); unset, empty, 0 or anything else: no limit.
  */
 export function loginLimitOf(value: string | undefined): number | undefined {
-  if (value === undefined || !/^[0-9]{1,6}$/.test(value)) return undefined;
-  const seconds = Number(value);
-  return seconds > 0 ? seconds : undefined;
-}
-
-function descriptorOf(value: string | undefined): number | undefined {
-  return value !== undefined && /^[0-9]{1,9}$/.test(value) ? Number(value) : undefined;
+  const seconds = decimalOf(value, 6);
+  return seconds !== undefined && seconds > 0 ? seconds : undefined;
 }
 
 export function ucspiTlsOf(env: Environment): UcspiTlsDescriptors | undefined {
-  const control = descriptorOf(env.SSLCTLFD);
-  const read = descriptorOf(env.SSLREADFD);
-  const write = descriptorOf(env.SSLWRITEFD);
+  const control = decimalOf(env.SSLCTLFD, 9);
+  const read = decimalOf(env.SSLREADFD, 9);
+  const write = decimalOf(env.SSLWRITEFD, 9);
   if (control === undefined || read === undefined || write === undefined) return undefined;
   return { control, read, write };
 }

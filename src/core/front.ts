@@ -6,6 +6,7 @@
 // login is to run, sends the plan: descriptors, credentials, the variables
 // to add, and the reply and log line for each outcome.
 
+import { decimalOf } from "./decimal.ts";
 import { byteString, concatBytes } from "./bytes.ts";
 import { encodeNetstring, type NetstringItem } from "./netstring.ts";
 import { OUTCOMES, OUTCOME_KINDS, type OutcomeKind } from "./outcome.ts";
@@ -60,17 +61,18 @@ export class IntroductionReader {
         if (text !== "version" || this.pid !== undefined || this.timeoutSeconds !== undefined) return "malformed";
         return { query: "version", version: this.version };
       case "timeout": {
-        if (!/^[0-9]{1,7}$/.test(text) || this.timeoutSeconds !== undefined) return "malformed";
-        const seconds = Number(text);
+        const seconds = decimalOf(text, 7);
+        if (seconds === undefined || this.timeoutSeconds !== undefined) return "malformed";
         if (seconds < 1 || seconds > MAXIMUM_TIMEOUT_SECONDS) return "malformed";
         this.timeoutSeconds = seconds;
         return "more";
       }
       case "pid":
       case "open": {
-        if (!/^[0-9]{1,9}$/.test(text)) return "malformed";
-        if (item.key === "pid") this.pid = Number(text);
-        else this.open.add(Number(text));
+        const number = decimalOf(text, 9);
+        if (number === undefined) return "malformed";
+        if (item.key === "pid") this.pid = number;
+        else this.open.add(number);
         return "more";
       }
       case "arg":

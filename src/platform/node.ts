@@ -6,6 +6,7 @@
 // non-blocking, which qmail-pop3d does not survive.
 
 import { readSync, writeSync } from "node:fs";
+import { decimalOf } from "../core/decimal.ts";
 import type { Platform } from "./types.ts";
 
 /** Waits between attempts on a descriptor that has nothing yet: from 1 ms, doubling to this. */
@@ -156,7 +157,7 @@ function endWithFront(frontPid: number): void {
 
 /** The control socket's number, as the front gave it: our only argument. */
 export function controlFdOf(argument: string | undefined): number | undefined {
-  return argument !== undefined && /^[0-9]{1,9}$/.test(argument) ? Number(argument) : undefined;
+  return decimalOf(argument, 9);
 }
 
 export function nodePlatform(): Platform {
