@@ -1033,24 +1033,34 @@ int main(int argc, char **argv)
   /* Resident mode: the connection handed to a runtime already running, or ours started as ever. */
   pid_t session = -1;
   int control = -1;
+  /* Quiet for longer than a runtime ever waits, it is wedged. */
+  long long quiet_seconds = 2LL * timeout + WEDGE_MARGIN;
   const char *resident = getenv("QMAIL_POPUP_RESIDENT");
   if (resident && *resident) {
     const char *only = getenv("QMAIL_POPUP_RESIDENT_ONLY");
+    int taken = 0;
     control = resident_connect(resident);
     if (control != -1 && resident_hand_over(control) == 0) {
-      /* From here the connection is the resident's: a failure is the session's, never a second greeting. */
       write_all(control, introduction.bytes, introduction.length, timeout);
-      wipe(introduction.bytes, introduction.size);
-    } else {
-      if (control != -1) { say("resident ", resident, ": unable to hand over the connection", NULL); close(control); control = -1; }
+      taken = resident_taken(control, resident, quiet_seconds * 1000);
+    } else if (control != -1) say("resident ", resident, ": unable to hand over the connection", NULL);
+    /* Taken (or silent), the connection is the resident's: a failure is the session's, never a second greeting. */
+    if (taken == -1) {
+      char text[24];
+      say("resident ", resident, ": said nothing for ", decimal((long)quiet_seconds, text), " seconds (2 x POP3TIMEOUT + 10)", NULL);
+      return temporary_reply(1);
+    }
+    if (taken == 1) wipe(introduction.bytes, introduction.size);
+    else {
+      if (control != -1) close(control);
+      control = -1;
       if (only && *only) return temporary_failure(1, "QMAIL_POPUP_RESIDENT_ONLY is set: no runtime of our own", "");
     }
   }
   if (control == -1 && (control = start_runtime(runtime, &introduction, &session, timeout)) == -1) return temporary_reply(1);
-  /* Listen until the runtime is done; quiet for longer than it ever waits, it is wedged. */
+  /* Listen until the runtime is done. */
   struct plan plan = { .end = -1, .client = 1, .timeout = timeout };
   struct hearing heard = { 0 };
-  long long quiet_seconds = 2LL * timeout + WEDGE_MARGIN;
   listen_to(control, session, &said, &plan, argv[1], quiet_seconds * 1000, &heard);
   close(control);
   /* A resident's session that ended with its plan or its end is as a runtime that exited 0. */

@@ -150,6 +150,40 @@ int resident_hand_over(int control)
   return 0;
 }
 
+/* A worker at its session limit answers a front with this alone, and closes (src/resident/worker.ts). */
+static const char resident_full[] = "5:full=,";
+
+int resident_taken(int control, const char *path, long long quiet_ms)
+{
+  char first[sizeof resident_full - 1];
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  long long deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + quiet_ms;
+  for (;;) {
+    /* Looked at, not taken: a runtime's first word is listen_to()'s to read. */
+    ssize_t n = recv(control, first, sizeof first, MSG_PEEK);
+    if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+      /* A worker writes its version before a byte to the client (src/serve.ts): it wrote nothing. */
+      resident_say("resident ", path, ": the connection was ended without a word: not used");
+      return 0;
+    }
+    if (n > 0 && memcmp(first, resident_full, (size_t)n) != 0) return 1;
+    if (n == (ssize_t)sizeof first) {
+      recv(control, first, sizeof first, 0);
+      resident_say("resident ", path, ": full");
+      return 0;
+    }
+    if (n == -1 && errno != EINTR) return 1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = deadline - (now.tv_sec * 1000LL + now.tv_nsec / 1000000);
+    if (left <= 0) return -1;
+    struct pollfd more = { .fd = control, .events = POLLIN };
+    /* Part of a word (readable all along): a moment for the rest. */
+    if (n > 0) poll(NULL, 0, 1);
+    else poll(&more, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+  }
+}
+
 /* --- the resident ------------------------------------------------------------ */
 
 static volatile sig_atomic_t resident_stopping;

@@ -18,6 +18,9 @@ const LF = 0x0a;
 /** The front writes its introduction at once: one that takes longer is not a front's. */
 const INTRODUCTION_SECONDS = 10;
 const INTRODUCTION_LIMIT = 8 * 1024 * 1024;
+/** What a worker at its session limit says to a front (resident_taken() in src/front/resident.c), and how long it lets a worker with room take that front first. */
+const FULL = bytesOf("5:full=,");
+const FULL_GRACE_MS = 50;
 /** The descriptors a front hands over: 0, 1, 2, 5 and sslserver's three. */
 const HANDED_LIMIT = 7;
 
@@ -56,8 +59,20 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
 
   while (!retired) {
     if (sessions >= limit) {
-      await new Promise<void>((wake) => (roomMade = wake));
+      // Full: wait for room, or for a front in the queue.
+      const roomOrFront = new Promise<void>((wake) => (roomMade = wake));
+      void readiness.wait(listening, READABLE, Infinity).then((ready) => ready && roomMade?.());
+      await roomOrFront;
       roomMade = undefined;
+      if (sessions < limit) continue;
+      // A worker with room may take it first; if none has, this front is told we are full, and starts its own runtime.
+      await new Promise((wake) => setTimeout(wake, FULL_GRACE_MS));
+      if (sessions < limit) continue;
+      const fd = libc.accept(listening);
+      if (fd >= 0) {
+        if (libc.peerUid(fd) === 0) libc.write(fd, FULL);
+        libc.close(fd);
+      }
       continue;
     }
     const fd = libc.accept(listening);
