@@ -1,7 +1,7 @@
 // The platform on Bun: descriptor I/O through libc (bun:ffi); the greeting
 // and the control socket through node:fs, as on Node.
 
-import { dlopen } from "bun:ffi";
+import { dlopen, ptr } from "bun:ffi";
 import { LIBC_CANDIDATES, libcDescriptorOps, translateSignatures, type Libc, type LibcDescriptorOps } from "./libc.ts";
 import { nodePlatform } from "./node.ts";
 import type { Platform } from "./types.ts";
@@ -16,7 +16,8 @@ const SYMBOLS = translateSignatures(
 function openLibc(): Libc | undefined {
   for (const name of LIBC_CANDIDATES[process.platform] ?? []) {
     try {
-      return dlopen(name, SYMBOLS as never).symbols as unknown as Libc;
+      const symbols = dlopen(name, SYMBOLS as never).symbols as unknown as Libc;
+      return { ...symbols, addressOf: (buffer) => BigInt(ptr(buffer)) };
     } catch {
       // Not this name: try the next.
     }

@@ -9,6 +9,7 @@ import type { Platform } from "./types.ts";
 declare const Deno: {
   dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: Record<string, Function> };
   build: { os: string };
+  UnsafePointer: { of(buffer: Uint8Array): unknown; value(pointer: unknown): bigint | number };
 };
 
 function openLibc(): Libc {
@@ -23,7 +24,10 @@ function openLibc(): Libc {
       // i64 arguments are BigInts in Deno.
       const prctl = bound.prctl && ((option: number, a: number, b: number, c: number, d: number) =>
         bound.prctl!(option, BigInt(a), BigInt(b), BigInt(c), BigInt(d)));
-      return { ...(bound as unknown as Libc), prctl: prctl as Libc["prctl"] };
+      const pwritev2 = bound.pwritev2 && ((fd: number, iovec: Uint8Array, count: number, offset: number, flags: number) =>
+        bound.pwritev2!(fd, iovec, count, BigInt(offset), flags));
+      const addressOf = (buffer: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+      return { ...(bound as unknown as Libc), prctl: prctl as Libc["prctl"], pwritev2: pwritev2 as Libc["pwritev2"], addressOf };
     } catch {
       // Not this name: try the next.
     }

@@ -1,4 +1,4 @@
-// Descriptor I/O through libc itself (poll, recv, read, write, fcntl, prctl), for
+// Descriptor I/O through libc itself (poll, recv, read, write, pwritev2, fcntl, prctl), for
 // the runtimes that can call it: Bun (bun:ffi) and Deno (Deno.dlopen).
 // poll(2) gives the idle timeout without a thread; recv(MSG_PEEK) lets a
 // whole line be taken in one read without consuming a byte past its LF.
@@ -18,12 +18,16 @@ export interface Libc {
   fcntl(fd: number, command: number, argument: number): number;
   prctl(option: number, argument: number, unused3: number, unused4: number, unused5: number): number;
   getppid(): number;
+  /** Linux's own (absent elsewhere): a write that may be made non-blocking by its flags alone. */
+  pwritev2?(fd: number, iovec: Uint8Array, count: number, offset: number, flags: number): number;
+  /** Not libc's: where a buffer's bytes are, for an iovec (the runtime's FFI says). */
+  addressOf?(buffer: Uint8Array): bigint;
 }
 
 type CType = "int" | "size" | "buffer" | "long";
 
 /** The libc functions bound, in a neutral notation that each runtime's FFI translates. */
-export const LIBC_SIGNATURES: Readonly<Record<keyof Libc, readonly [readonly CType[], CType]>> = {
+export const LIBC_SIGNATURES: Readonly<Record<Exclude<keyof Libc, "addressOf">, readonly [readonly CType[], CType]>> = {
   poll: [["buffer", "size", "int"], "int"],
   read: [["int", "buffer", "size"], "int"],
   write: [["int", "buffer", "size"], "int"],
@@ -31,9 +35,10 @@ export const LIBC_SIGNATURES: Readonly<Record<keyof Libc, readonly [readonly CTy
   fcntl: [["int", "int", "int"], "int"],
   prctl: [["int", "long", "long", "long", "long"], "int"],
   getppid: [[], "int"],
+  pwritev2: [["int", "buffer", "int", "long", "int"], "int"],
 };
 
-/** LIBC_SIGNATURES in one runtime's type names, for this OS (prctl is Linux's own). */
+/** LIBC_SIGNATURES in one runtime's type names, for this OS (prctl and pwritev2 are Linux's own). */
 export function translateSignatures<Entry>(
   os: string,
   names: Readonly<Record<CType, string>>,
@@ -41,7 +46,7 @@ export function translateSignatures<Entry>(
 ): Record<string, Entry> {
   const symbols: Record<string, Entry> = {};
   for (const [name, [parameters, result]] of Object.entries(LIBC_SIGNATURES)) {
-    if (name === "prctl" && os !== "linux") continue;
+    if ((name === "prctl" || name === "pwritev2") && os !== "linux") continue;
     symbols[name] = entry(parameters.map((type) => names[type]), names[result]);
   }
   return symbols;
@@ -71,6 +76,8 @@ export function checked(libc: Libc): Libc {
     fcntl: libc.fcntl,
     prctl: libc.prctl,
     getppid: libc.getppid,
+    pwritev2: libc.pwritev2 && ((fd, iovec, count, offset, flags) => libc.pwritev2!(fd, iovec, checkedLength(iovec, count * 16) / 16, offset, flags)),
+    addressOf: libc.addressOf,
   };
 }
 
@@ -92,6 +99,8 @@ const F_SETFL = 4;
 const O_NONBLOCK: Readonly<Record<string, number>> = { linux: 0o4000, freebsd: 0x4 };
 /** poll(2) failing this many times in a row (EINTR is the only expected cause) ends the wait. */
 const POLL_RETRIES = 100;
+/** pwritev2(RWF_NOWAIT): this one write does not block, whatever the descriptor's flags (Linux: sockets and pipes, on the kernels that honour it there). */
+const RWF_NOWAIT = 0x8;
 /** write(2) failing this many times in a row though poll(2) said the descriptor was ready ends the write. */
 const WRITE_RETRIES = 10;
 /** poll(2) takes an int of milliseconds: a longer wait is cut to this, and waited again. */
@@ -103,6 +112,33 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
   const libc = checked(unchecked);
   const pollfd = new Uint8Array(8);
   const pollView = new DataView(pollfd.buffer);
+  const iovec = new Uint8Array(16);
+  const iovecView = new DataView(iovec.buffer);
+
+  /**
+   * One write that cannot block. Where the kernel can, by pwritev2's flag
+   * alone: fd 2 and fd 5 are open files shared with the launcher's logger
+   * and the login program, whose own writes must not find them
+   * non-blocking. Elsewhere (a regular file, an older kernel, FreeBSD),
+   * non-blocking for this write only, the flags put back after it.
+   */
+  function writeNow(fd: number, bytes: Uint8Array): number {
+    if (libc.pwritev2 !== undefined && libc.addressOf !== undefined) {
+      iovecView.setBigUint64(0, libc.addressOf(bytes), true);
+      iovecView.setBigUint64(8, BigInt(bytes.length), true);
+      const written = libc.pwritev2(fd, iovec, 1, -1, RWF_NOWAIT);
+      if (written >= 0) return written;
+    }
+    const flags = libc.fcntl(fd, F_GETFL, 0);
+    const nonBlocking = O_NONBLOCK[os] ?? 0;
+    const toggled = flags >= 0 && nonBlocking !== 0 && (flags & nonBlocking) === 0;
+    if (toggled) libc.fcntl(fd, F_SETFL, flags | nonBlocking);
+    try {
+      return libc.write(fd, bytes, bytes.length);
+    } finally {
+      if (toggled) libc.fcntl(fd, F_SETFL, flags);
+    }
+  }
 
   /**
    * Waits until fd is ready for events; false at the deadline, which is
@@ -158,35 +194,21 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
       }
       return true;
     },
-    /**
-     * poll(2) says a pipe has room, not how much: a blocking write of more
-     * would wait for the reader, unbounded. So the write is non-blocking,
-     * and the descriptor's flags are put back after it: fd 2 and fd 5 may
-     * be shared with the launcher's logger.
-     */
+    /** poll(2) says a pipe has room, not how much: a blocking write of more would wait for the reader, unbounded; so each write cannot block. */
     async write(fd, bytes, deadlineMs) {
-      const flags = libc.fcntl(fd, F_GETFL, 0);
-      const nonBlocking = O_NONBLOCK[os] ?? 0;
-      const toggled = flags >= 0 && nonBlocking !== 0 && (flags & nonBlocking) === 0;
-      if (toggled) libc.fcntl(fd, F_SETFL, flags | nonBlocking);
-      try {
-        for (let offset = 0, refused = 0; offset < bytes.length; ) {
-          if (!waitFor(fd, POLLOUT, deadlineMs)) return false;
-          if ((pollView.getInt16(6, true) & POLLERR) !== 0) return false;
-          const rest = bytes.subarray(offset);
-          const written = libc.write(fd, rest, rest.length);
-          // Full again (another writer took the room) or an error: poll(2) tells which, a few times at most.
-          if (written < 0) {
-            if (++refused >= WRITE_RETRIES) return false;
-            continue;
-          }
-          refused = 0;
-          offset += written;
+      for (let offset = 0, refused = 0; offset < bytes.length; ) {
+        if (!waitFor(fd, POLLOUT, deadlineMs)) return false;
+        if ((pollView.getInt16(6, true) & POLLERR) !== 0) return false;
+        const written = writeNow(fd, bytes.subarray(offset));
+        // Full again (another writer took the room) or an error: poll(2) tells which, a few times at most.
+        if (written < 0) {
+          if (++refused >= WRITE_RETRIES) return false;
+          continue;
         }
-        return true;
-      } finally {
-        if (toggled) libc.fcntl(fd, F_SETFL, flags);
+        refused = 0;
+        offset += written;
       }
+      return true;
     },
     forbidDumps() {
       // Elsewhere (FreeBSD) the front starts us with RLIMIT_CORE 0; ptrace of a root process needs root.

@@ -103,22 +103,30 @@ export function writeControl(fd: number, bytes: Uint8Array): boolean {
 /**
  * Writes non-blocking, retrying until the deadline, as reads are polled: a
  * reader that stops (a client, a stuck logger on fd 2 or fd 5) cannot hold
- * the session. A descriptor the session does not read (fd 2, fd 5: shared
- * with the launcher's logger, blocking as loggers expect) is made blocking
- * again after the write; Node cannot read its flags to put back others.
+ * the session. A descriptor the session does not read (fd 2, fd 5: one
+ * open file with the launcher's logger and the login programs, blocking as
+ * they expect) is non-blocking for each attempt only, not while we wait:
+ * Node has no write that is non-blocking by itself, and cannot read the
+ * flags to put back others.
  */
 export async function writeAll(fd: number, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
   const handle = await makeNonBlocking(fd);
-  try {
-    for (let offset = 0; offset < bytes.length; ) {
-      const written = await retryUntil(deadlineMs, () => writeSync(fd, bytes, offset, bytes.length - offset));
-      if (written === "timeout" || written === 0) return false;
-      offset += written;
+  const shared = !readDescriptors.has(fd);
+  const attempt = (offset: number) => {
+    handle?.setBlocking?.(false);
+    try {
+      return writeSync(fd, bytes, offset, bytes.length - offset);
+    } finally {
+      if (shared) handle?.setBlocking?.(true);
     }
-    return true;
-  } finally {
-    if (!readDescriptors.has(fd)) handle?.setBlocking?.(true);
+  };
+  if (shared) handle?.setBlocking?.(true);
+  for (let offset = 0; offset < bytes.length; ) {
+    const written = await retryUntil(deadlineMs, () => attempt(offset));
+    if (written === "timeout" || written === 0) return false;
+    offset += written;
   }
+  return true;
 }
 
 /** prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by a process of the same user. */

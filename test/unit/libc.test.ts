@@ -44,6 +44,7 @@ function fakeLibc(pending: Uint8Array = new Uint8Array(0)): { libc: Libc; calls:
     },
     prctl: () => (calls.push({ name: "prctl", length: 0, bufferLength: 0 }), 0),
     getppid: () => (calls.push({ name: "getppid", length: 0, bufferLength: 0 }), FRONT_PID),
+    pwritev2: (_fd, iovec, count) => (calls.push({ name: "pwritev2", length: count * 16, bufferLength: iovec.byteLength }), 0),
   };
   return { libc, calls, flags, timeouts };
 }
@@ -71,6 +72,7 @@ describe("checked: each call that takes a buffer", () => {
     ["write", () => safe.write(1, new Uint8Array(8), 9)],
     ["recv", () => safe.recv(0, new Uint8Array(8), 9, 0)],
     ["poll", () => safe.poll(new Uint8Array(8), 2, 0)],
+    ["pwritev2", () => safe.pwritev2!(1, new Uint8Array(16), 2, -1, 8)],
     ["read into an empty subarray", () => safe.read(0, new Uint8Array(8).subarray(8), 1)],
   ])("%s with a length past the buffer never reaches libc", (_name, call) => {
     const before = calls.length;
@@ -142,11 +144,36 @@ describe("the descriptor operations on top of it", () => {
     expect(await libcDescriptorOps(libc, "linux", now).write(5, new Uint8Array(3), 1000)).toBe(true);
     expect(flags).toEqual([0o2 | 0o4000, 0o2]);
   });
+  it("write, where pwritev2 can (Linux), makes only that write non-blocking (RWF_NOWAIT): the shared descriptor's flags are never touched", async () => {
+    const { libc, flags } = fakeLibc();
+    const iovecs: [bigint, bigint, number, number][] = [];
+    const bytes = new Uint8Array(12);
+    const nowait: Libc = {
+      ...libc,
+      addressOf: (buffer) => 0x1000n + BigInt(buffer.byteOffset),
+      pwritev2: (_fd, iovec, count, offset, writeFlags) => {
+        const view = new DataView(iovec.buffer, iovec.byteOffset);
+        iovecs.push([view.getBigUint64(0, true), view.getBigUint64(8, true), offset, writeFlags]);
+        expect(count).toBe(1);
+        return 5;
+      },
+    };
+    expect(await libcDescriptorOps(nowait, "linux", now).write(5, bytes, 1000)).toBe(true);
+    expect(flags).toEqual([]);
+    // 12 bytes in writes of 5: each iovec is the rest, where it starts; offset -1 (the file's position), RWF_NOWAIT.
+    expect(iovecs).toEqual([[0x1000n, 12n, -1, 8], [0x1005n, 7n, -1, 8], [0x100an, 2n, -1, 8]]);
+  });
+  it("write falls back to one non-blocking write, flags put back, where pwritev2 cannot (a regular file, an older kernel)", async () => {
+    const { libc, flags } = fakeLibc();
+    const unsupported: Libc = { ...libc, addressOf: () => 0x1000n, pwritev2: () => -1 };
+    expect(await libcDescriptorOps(unsupported, "linux", now).write(5, new Uint8Array(3), 1000)).toBe(true);
+    expect(flags).toEqual([0o2 | 0o4000, 0o2]);
+  });
   it("write gives up when the descriptor stays refused though poll says it is ready", async () => {
     const { libc, flags } = fakeLibc();
     const refusing = { ...libc, write: () => -1 };
     expect(await libcDescriptorOps(refusing, "linux", now).write(5, new Uint8Array(3), 1000)).toBe(false);
-    expect(flags).toEqual([0o2 | 0o4000, 0o2]);
+    expect(flags).toEqual(Array.from({ length: 10 }, () => [0o2 | 0o4000, 0o2]).flat());
   });
   it("poll's timeout fits its int: a longer wait is cut, never wrapped", async () => {
     const { libc, timeouts } = fakeLibc(new Uint8Array([0x41]));
