@@ -104,12 +104,13 @@ export const POP3D = join(FIXTURES, "pop3d");
 export const PROG = join(HERE, "hostile-prog.py");
 export const EXEC = join(HERE, "hostile-exec.py");
 
-/** The compiled binary as installed (the front and the Bun runtime), and every variant. */
-export const COMPILED = variants().filter((variant) => variant.name === "bun-compiled");
+/** The compiled binary as installed (the front and the Bun runtime, per connection and resident), and every variant. */
+export const COMPILED = variants().filter((variant) => variant.name === "bun-compiled" || variant.name === "resident");
 export const MODES = variants();
 
-/** The same variant, started through hostile-exec.py with these options. */
+/** The same variant (in resident mode, the same resident), started through hostile-exec.py with these options. */
 export const wrapped = (variant: Variant, ...options: string[]): Variant => ({
+  ...variant,
   name: `${variant.name} ${options.join(" ")}`,
   command: ["/usr/bin/python3", EXEC, ...options, "--", ...variant.command],
 });
