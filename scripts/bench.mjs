@@ -20,6 +20,20 @@
 //   memory     PSS, Private_Dirty (and RSS) from /proc/PID/smaps_rollup, with 20
 //              connections idle after the greeting (the front and its runtime added
 //              up) and with 20 logged in (the front, waiting, and the login program);
+//              private KiB per idle connection (memory.idle.per_connection_kB) for
+//              every row: resident mode's is the front's plus the resident's growth
+//              over BENCH_RESIDENT_HELD connections shared out; the floor's is that of
+//              its idle stand-in, dist/bench/fixtures/floor-hold (scripts/bench-fixtures/
+//              floor-hold.c, static: greets as printf does, then reads until EOF or input),
+//              since printf exits at once and holds no connection;
+//   hold       resident mode only: BENCH_RESIDENT_HOLD idle connections at once
+//              (10 000; 200 with BENCH_QUICK), through a resident and a tcpserver of
+//              their own: the time it took and the total memory (every front and the
+//              resident: private and PSS), in resident_hold of the JSON. The limits it
+//              needs: tcpserver -c above it; a worker per 2 000 sessions
+//              (BENCH_RESIDENT_WORKERS), each holding 5 descriptors per session under
+//              the hard RLIMIT_NOFILE the resident raises it to; the bench's own
+//              descriptors (one per connection) under its hard limit, which Node takes;
 //   size       of the file that runs, and of its runtime where that is another file.
 // Greeting and session timings are interleaved round by round, one connection per
 // variant per round, in an order rotated each round, so that drift hits all variants
@@ -65,6 +79,8 @@
 //   BENCH_RATE_SECONDS [10] {1}  rate time per variant   BENCH_RATE_SLICE [1]  seconds per slice
 //   BENCH_CONCURRENCY [8]        BENCH_HELD [20] {5}  connections held for the memory measurement
 //   BENCH_RESIDENT_HELD [1000] {200}  idle connections held in resident mode: the resident's growth over them, shared out
+//   BENCH_RESIDENT_HOLD [10000] {200}  idle connections held at once in resident mode (the hold phase; 0: none)
+//   BENCH_RESIDENT_WORKERS  the hold phase's resident's workers [one per 2000 connections, at least 2]
 //   BENCH_SETTLE_MS [500] {200}  wait before reading smaps of held connections
 //   BENCH_VARIANTS         a comma list of ids to run (floor is always run)
 //   BENCH_RUNTIME_FLOORS [1] {0}, BENCH_AB, BENCH_PAGE_CACHE: above
@@ -81,7 +97,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { ServerProcess, startResident } from "./lib/tcpserver.mjs";
 import { destroySockets, errorText, sessionOnce } from "./bench/client.mjs";
 import { OUT_DIR, ROOT, commandOutput, config, which } from "./bench/config.mjs";
-import { greet, interleaved, memoryOf, progress, progressDone, ratePhase, state } from "./bench/phases.mjs";
+import { greet, interleaved, memoryOf, progress, progressDone, ratePhase, residentHold, state } from "./bench/phases.mjs";
 import { CLK_TCK } from "./bench/proc.mjs";
 import { fileSize, mtimeOf, printReport, stats } from "./bench/report.mjs";
 import { defineVariants, dropPageCache, fixtures, prepare, versions } from "./bench/variants.mjs";
@@ -163,14 +179,27 @@ async function main() {
   const rate = config.rateSeconds > 0 ? await ratePhase(working) : undefined;
   const memory = new Map();
   if (config.held > 0) {
-    for (const run of working.filter((run) => run.variant.kind !== "floor")) {
+    for (const run of working) {
       if (state.interrupted) break;
       progress(`memory: ${run.variant.id}`);
+      if (run.variant.kind === "floor") {
+        // printf exits at once: its idle stand-in (floor-hold.c) holds the connections, under a tcpserver of its own.
+        if (run.variant.holds === undefined) continue;
+        const holding = await ServerProcess.tcpserver({ command: run.variant.holds, fd5: "/dev/null", group: true, maxConnections: config.held + 8 });
+        servers.add(holding);
+        memory.set(run.variant.id, { idle: { ...(await memoryOf({ variant: run.variant, server: holding }, false)), stand_in: run.variant.holds } });
+        await holding.stop();
+        servers.delete(holding);
+        continue;
+      }
       const idle = await memoryOf(run, false);
       memory.set(run.variant.id, run.variant.kind === "hello" ? { idle } : { idle, loggedIn: await memoryOf(run, true) });
     }
-    progressDone(`memory: ${config.held} connections held per variant`);
+    progressDone(`memory: ${config.held} connections held per variant (resident mode: ${config.residentHeld})`);
   }
+  // Resident mode's many idle connections at once (issue #19): a resident and a tcpserver of their own.
+  const residentRun = working.find((run) => run.variant.resident !== undefined);
+  const hold = residentRun !== undefined && config.residentHold > 0 && !state.interrupted ? await residentHold(residentRun.variant, servers) : undefined;
   if (state.interrupted) return;
 
   const rows = working.map(({ variant, server }) => {
@@ -209,6 +238,7 @@ async function main() {
     },
     config: { ...config, fixtures: fx.kind, clk_tck: CLK_TCK },
     floor: "floor",
+    resident_hold: hold,
     skipped,
     variants: rows,
   };

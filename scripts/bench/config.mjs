@@ -44,6 +44,9 @@ export const config = {
   held: intEnv("BENCH_HELD", 20, 5),
   // Resident mode's share of the resident is its growth over the connections held: more of them, less noise.
   residentHeld: intEnv("BENCH_RESIDENT_HELD", 1000, 200),
+  // Issue #19: 10 000 idle connections at once in resident mode, and the total memory.
+  residentHold: intEnv("BENCH_RESIDENT_HOLD", 10_000, 200),
+  residentWorkers: intEnv("BENCH_RESIDENT_WORKERS", 0, 0),
   settleMs: intEnv("BENCH_SETTLE_MS", 500, 200),
   connectionTimeoutMs: intEnv("BENCH_TIMEOUT_MS", 30_000, 30_000),
   fixtures: env.BENCH_FIXTURES || "c",

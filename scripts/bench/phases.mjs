@@ -1,8 +1,11 @@
 // @ts-check
 // scripts/bench.mjs: the phases (greeting and session rounds, the rate, memory held).
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ServerProcess, startResident } from "../lib/tcpserver.mjs";
 import { LineClient, errorText, greetingOnce } from "./client.mjs";
-import { config } from "./config.mjs";
+import { RUN_DIR, config } from "./config.mjs";
 import { childrenTable, childrenUsage, commOf, processTree, smapsRollup, treeUsage } from "./proc.mjs";
 import { median } from "./report.mjs";
 
@@ -229,5 +232,103 @@ export async function memoryOf(run, loggedIn) {
     for (const client of clients) client.destroy();
     await run.server.quiesce();
   }
+  return result;
+}
+
+/** The hard limit on this process's descriptors (/proc/self/limits), which its children inherit. */
+function descriptorLimit() {
+  const match = /^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "latin1"));
+  return match ? Number(match[1]) : 1024;
+}
+
+/**
+ * Resident mode's hold phase (issue #19): config.residentHold idle
+ * connections at once, greeted, through a resident and a tcpserver of their
+ * own (variant's front), and the total memory: every front (the children of
+ * tcpserver) and the resident with its workers, private and PSS, read once
+ * all are greeted. A worker holds 5 descriptors per session (0, 1, 2, 5 and
+ * the control socket) under the hard RLIMIT_NOFILE the resident raises its
+ * soft limit to: a worker per 2000 connections, each bounded below that
+ * limit (QMAIL_POPUP_RESIDENT_SESSIONS); this process holds one per
+ * connection. Connections open 16 at a time, each batch greeted before the
+ * next (tcpserver listens with a backlog of 20); tcpserver's -v lines are not
+ * waited for, only the greetings.
+ * @param {import("./variants.mjs").Variant} variant
+ * @param {Set<ServerProcess>} servers  where the servers started go, to be stopped whatever happens
+ */
+export async function residentHold(variant, servers) {
+  const wanted = config.residentHold;
+  const limit = descriptorLimit();
+  const workers = config.residentWorkers || Math.max(2, Math.ceil(wanted / 2000));
+  const perWorker = Math.floor((limit - 64) / 5);
+  const socket = join(RUN_DIR, "resident-hold", "socket");
+  const front = /** @type {string} */ (variant.argv[0]);
+  const result = {
+    wanted, workers, sessions_per_worker: perWorker, descriptor_limit: limit,
+    held: 0, seconds: NaN, errors: /** @type {string[]} */ ([]),
+    /** @type {undefined | Record<string, number>} */ memory: undefined,
+  };
+  if (wanted + 64 > limit) result.errors.push(`this process may hold ${limit} descriptors: fewer than ${wanted} connections and its own`);
+  const resident = await startResident(socket, front, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_SESSIONS: String(perWorker) }, workers);
+  servers.add(resident);
+  const env = { PATH: "/usr/bin:/bin", ...variant.env, QMAIL_POPUP_RESIDENT: socket };
+  const server = await ServerProcess.tcpserver({ command: variant.argv, env, fd5: "/dev/null", group: true, maxConnections: wanted + 16 });
+  servers.add(server);
+  /** @type {LineClient[]} */
+  const clients = [];
+  const residentPrivate = () => memoryOfProcesses(processTree(/** @type {number} */ (resident.pid), childrenTable()));
+  // A session or two per worker first: "before" is a resident that has served, not one just started.
+  for (let i = 0; i < 2 * workers; i++) await greetingOnce(server.port, false).catch((error) => result.errors.push(`warm-up: ${errorText(error)}`));
+  await server.quiesce();
+  const before = residentPrivate();
+  const started = process.hrtime.bigint();
+  try {
+    for (let opened = 0; opened < wanted && !state.interrupted; ) {
+      if (opened % 1000 === 0) progress(`hold: ${opened}/${wanted} idle connections in resident mode`);
+      const batch = Math.min(16, wanted - opened);
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: batch }, async () => {
+          const client = await LineClient.connect(server.port);
+          clients.push(client);
+          await client.ok("greeting");
+        }),
+      );
+      opened += batch;
+      const failed = outcomes.filter((outcome) => outcome.status === "rejected");
+      if (failed.length > 0) {
+        result.errors.push(...failed.map((outcome) => errorText(/** @type {PromiseRejectedResult} */ (outcome).reason)));
+        break;
+      }
+      result.held = opened;
+    }
+    result.seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await sleep(config.settleMs);
+    const table = childrenTable();
+    const fronts = memoryOfProcesses(table.get(/** @type {number} */ (server.pid)) ?? []);
+    const held = memoryOfProcesses(processTree(/** @type {number} */ (resident.pid), table));
+    const fronts_count = (table.get(/** @type {number} */ (server.pid)) ?? []).length;
+    result.memory = {
+      fronts: fronts_count,
+      fronts_private_kB: fronts.private,
+      fronts_pss_kB: fronts.pss,
+      resident_private_before_kB: before.private,
+      resident_private_kB: held.private,
+      resident_pss_kB: held.pss,
+      total_private_kB: fronts.private + held.private,
+      total_pss_kB: fronts.pss + held.pss,
+      // As memory.idle.per_connection_kB: the front's own, plus the resident's growth shared out.
+      per_connection_kB: result.held > 0 ? (fronts.private + held.private - before.private) / result.held : NaN,
+      total_pss_per_connection_kB: result.held > 0 ? (fronts.pss + held.pss) / result.held : NaN,
+    };
+  } catch (error) {
+    result.errors.push(errorText(error));
+  } finally {
+    for (const client of clients) client.destroy();
+    await server.stop();
+    servers.delete(server);
+    await resident.stop();
+    servers.delete(resident);
+  }
+  progressDone(`hold: ${result.held} of ${wanted} idle connections at once in resident mode in ${result.seconds.toFixed(1)} s (${workers} workers)`);
   return result;
 }

@@ -137,6 +137,21 @@ export function printReport(report) {
       ]),
     ),
   );
+  const stand = floor?.memory?.idle?.stand_in;
+  if (stand) console.log(`the C floor's idle connections: ${stand.join(" ")} (printf exits at once), ${fmt(floor.memory.idle.per_connection_kB, 0)} private KiB per idle connection`);
+  const hold = report.resident_hold;
+  if (hold) {
+    const m = hold.memory;
+    console.log(
+      `resident mode, ${hold.held} of ${hold.wanted} idle connections held at once (${hold.workers} workers, at most ${hold.sessions_per_worker} sessions each): ` +
+        `${fmt(hold.seconds, 1)} s to open and greet them all; ` +
+        (m
+          ? `total private ${mb(m.total_private_kB)} MiB (${m.fronts} fronts ${mb(m.fronts_private_kB)} MiB, the resident ${mb(m.resident_private_kB)} MiB, ${mb(m.resident_private_before_kB)} MiB before), ` +
+            `PSS ${mb(m.total_pss_kB)} MiB; per connection ${fmt(m.per_connection_kB, 0)} private KiB (the front's and the resident's growth), ${fmt(m.total_pss_per_connection_kB, 0)} KiB PSS`
+          : "no memory read") +
+        (hold.errors.length ? `; ${hold.errors.length} errors, first: ${hold.errors[0]}` : ""),
+    );
+  }
   const front = rows.find((r) => r.size.front_bytes !== undefined);
   if (front) console.log(`the front (${front.size.front}): ${size(front.size.front_bytes)}, in every "front +" row besides the file that runs`);
   const notes = [];

@@ -22,24 +22,30 @@ import { DIST, FIXTURE_SRC, HOSTNAME, OUT_DIR, ROOT, RUN_DIR, commandOutput, con
  * @property {"exec" | "read"} [paged]  BENCH_PAGE_CACHE: how the runtime comes into the page cache
  * @property {string} [resident]  resident mode: the socket of the resident (started beside tcpserver) the front hands connections to
  * @property {Record<string, string>} [env]  tcpserver's environment besides PATH
+ * @property {string[]} [holds]  the floor: what runs in its place for the memory phase (it exits at once: no idle connection)
  */
 
-/** The fixtures' checkpassword and post-login stand-in: C (compiled here) or sh. */
+/**
+ * The fixtures' checkpassword and post-login stand-in: C (compiled here) or
+ * sh; and the floor's idle stand-in (floor-hold.c), C whenever there is a cc.
+ */
 export function fixtures() {
   const dir = join(OUT_DIR, "fixtures");
+  const cc = which("cc") ?? which("gcc");
+  /** @param {string} name  @param {string[]} [flags] */
+  const compiled = (name, flags = ["-O2"]) => {
+    mkdirSync(dir, { recursive: true });
+    const made = spawnSync(/** @type {string} */ (cc), [...flags, "-Wall", "-o", join(dir, name), join(FIXTURE_SRC, `${name}.c`)], { encoding: "utf8" });
+    if (made.status !== 0) throw new Error(`cc ${name}.c failed:\n${made.stderr}`);
+    return join(dir, name);
+  };
+  // Static, as small as a C program gets: no dynamic loader, no shared libc pages to dirty.
+  const floorHold = cc === undefined ? undefined : compiled("floor-hold", ["-static", "-Os"]);
   if (config.fixtures === "c") {
-    const cc = which("cc") ?? which("gcc");
-    if (cc !== undefined) {
-      mkdirSync(dir, { recursive: true });
-      for (const name of ["checkpassword", "pop3d"]) {
-        const made = spawnSync(cc, ["-O2", "-Wall", "-o", join(dir, name), join(FIXTURE_SRC, `${name}.c`)], { encoding: "utf8" });
-        if (made.status !== 0) throw new Error(`cc ${name}.c failed:\n${made.stderr}`);
-      }
-      return { kind: "c", checkpassword: join(dir, "checkpassword"), pop3d: join(dir, "pop3d") };
-    }
+    if (cc !== undefined) return { kind: "c", checkpassword: compiled("checkpassword"), pop3d: compiled("pop3d"), floorHold };
     process.stderr.write("bench: no cc: using the sh fixtures\n");
   } else if (config.fixtures !== "sh") throw new Error(`BENCH_FIXTURES=${config.fixtures}: c or sh`);
-  return { kind: "sh", checkpassword: join(FIXTURE_SRC, "checkpassword"), pop3d: join(FIXTURE_SRC, "pop3d") };
+  return { kind: "sh", checkpassword: join(FIXTURE_SRC, "checkpassword"), pop3d: join(FIXTURE_SRC, "pop3d"), floorHold };
 }
 
 function referenceBinary() {
@@ -84,7 +90,7 @@ const FRONT_LABELS = /** @type {Record<string, string>} */ ({
 /**
  * Every variant, in the table's order; those not wanted or not built are
  * skipped, with the reason.
- * @param {{ checkpassword: string, pop3d: string }} fx
+ * @param {{ checkpassword: string, pop3d: string, floorHold?: string }} fx
  */
 export function defineVariants(fx) {
   const args = [HOSTNAME, fx.checkpassword, fx.pop3d];
@@ -110,7 +116,7 @@ export function defineVariants(fx) {
   const unconfined = join(DIST, "test-fixtures/qmail-popup-unconfined");
   /** @type {Variant[]} */
   const all = [
-    { id: "floor", kind: "floor", label: "C floor: printf '+OK\\r\\n'", argv: ["/usr/bin/printf", "+OK\\r\\n"], runs: "/usr/bin/printf" },
+    { id: "floor", kind: "floor", label: "C floor: printf '+OK\\r\\n'", argv: ["/usr/bin/printf", "+OK\\r\\n"], runs: "/usr/bin/printf", holds: fx.floorHold === undefined ? undefined : [fx.floorHold] },
     { id: "hello", kind: "hello", label: "Bun floor: compiled hello", argv: [hello], runs: hello },
     { ...behindFront("front-hello", "front + compiled hello", hello), kind: "hello" },
     /** @type {Variant} */ (project),

@@ -49,7 +49,10 @@ const residents = new Map();
 
 /**
  * The resident at socket (`qmail-popup --resident SOCKET 2`), started on
- * first use and ended with this process (setpriv --pdeathsig); resolves once
+ * first use and ended with this process: SIGKILL to its group at exit, and
+ * SIGTERM (setpriv --pdeathsig) if this process is killed, on which the
+ * resident stops its workers (a resident killed leaves its workers running:
+ * their exec as the account clears the death signal); resolves once
  * a worker listens there (/proc/net/unix shows the socket accepting), so
  * that no front falls back.
  * @param {string} socket
@@ -63,7 +66,7 @@ export function startResident(socket = RESIDENT_SOCKET, front = join(ROOT, "dist
   if (started === undefined) {
     started = (async () => {
       mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
-      const server = new ServerProcess(spawnClosingFds(["/usr/bin/setpriv", "--pdeathsig", "KILL", front, "--resident", socket, String(workers)], { env, group: true }), true);
+      const server = new ServerProcess(spawnClosingFds(["/usr/bin/setpriv", "--pdeathsig", "TERM", front, "--resident", socket, String(workers)], { env, group: true }), true);
       process.on("exit", () => server.killNow());
       const listening = () => readFileSync("/proc/net/unix", "latin1").split("\n").some((line) => line.endsWith(` ${socket}`) && / 00010000 0001 01 /.test(line));
       const deadline = Date.now() + 20_000;

@@ -58,7 +58,9 @@ function expectConfined(runtime: number, uid: number, gid: number, variant: stri
 }
 
 
-describe.each(variants())("a session's runtime, tcpserver started as root: $name", (variant: Variant) => {
+// The runtime a front starts for its connection, and its confinement: resident mode starts none (the
+// workers' confinement, the account a front expects of the resident: resident.test.ts).
+describe.each(variants({ resident: false }))("a session's runtime, tcpserver started as root: $name", (variant: Variant) => {
   const pool = serverPool();
   const homes = makeHomes(["alice"]);
   afterAll(() => pool.stopAll());
@@ -82,7 +84,9 @@ describe.each(variants())("a session's runtime, tcpserver started as root: $name
   });
 });
 
-describe.each(variants())("a front started as a non-root user: $name", (variant: Variant) => {
+// The runtime a front starts for its connection, and its confinement: resident mode starts none (the
+// workers' confinement, the account a front expects of the resident: resident.test.ts).
+describe.each(variants({ resident: false }))("a front started as a non-root user: $name", (variant: Variant) => {
   const pool = serverPool();
   afterAll(() => pool.stopAll());
 
@@ -261,7 +265,9 @@ describe("the hostile stand-in for the runtime", () => {
 
 // --- no account --------------------------------------------------------------------------
 
-describe.each(variants())("no account qmailpopup and no QMAIL_POPUP_UID: $name", (variant: Variant) => {
+// The runtime a front starts for its connection, and its confinement: resident mode starts none (the
+// workers' confinement, the account a front expects of the resident: resident.test.ts).
+describe.each(variants({ resident: false }))("no account qmailpopup and no QMAIL_POPUP_UID: $name", (variant: Variant) => {
   const pool = serverPool();
   afterAll(() => pool.stopAll());
   // An /etc/passwd without the account, bind-mounted over the real one in a mount namespace of the connection's own.

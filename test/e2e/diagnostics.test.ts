@@ -8,6 +8,7 @@ import { closeSync, constants, openSync, readFileSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { CRASHED, FAILED, POP3TIMEOUT, TEMPORARY, expectReply, fileContent, open, serverPool, wrapped } from "./hostile-helpers.ts";
+import { startResident } from "../../scripts/lib/tcpserver.mjs";
 import { FIXTURES, makeHomes, tempDir, variants, waitForLine } from "./harness.ts";
 
 const modes = variants();
@@ -115,12 +116,30 @@ describe.each(modes)("$name", (variant) => {
     }
   });
 
-  test.concurrent("no /proc: the front refuses before the greeting, with one line on fd 2 and -ERR [SYS/TEMP]; with /proc it greets (the control)", () => {
+  // tcpserver, the login programs of other sessions and multilog share fd 2 (and fd 5) with the session:
+  // made non-blocking, a burst of lines finds the pipe full and tcpserver's own lines are lost (EAGAIN).
+  test.concurrent("while a session is open, fd 2 and fd 5 (tcpserver's too: one open file each) stay blocking", async () => {
+    const log = join(tempDir("qmail-popup-diagnostics-log-"), "fd5");
+    const server = await pool.start({ variant, logFile: log });
+    const { client, pid } = await open(server);
+    await client.send("NOOP\r\n");
+    await client.lines(2);
+    const flags = (fd: number) => Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "latin1"))![1]!, 8);
+    // The control: fd 5 is the log file, opened for appending.
+    expect(flags(5) & constants.O_APPEND).toBe(constants.O_APPEND);
+    expect({ fd2: flags(2) & constants.O_NONBLOCK, fd5: flags(5) & constants.O_NONBLOCK }).toEqual({ fd2: 0, fd5: 0 });
+    await client.send("QUIT\r\n");
+    await client.untilClosed();
+    expect(await server.endOf(pid)).toBe("0");
+  });
+
+  test.concurrent("no /proc: the front refuses before the greeting, with one line on fd 2 and -ERR [SYS/TEMP]; with /proc it greets (the control)", async () => {
     const front = variant.command;
+    if (variant.resident !== undefined) await startResident(variant.resident);
     const script = 'umount -l /proc || exit 97; exec "$@"';
     const noProc = spawnSync("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", ...front, "mail.test", join(FIXTURES, "checkpassword"), "/bin/true"], {
       input: "QUIT\r\n",
-      env: { PATH: "/usr/bin:/bin" },
+      env: { PATH: "/usr/bin:/bin", ...variant.env },
       encoding: "latin1",
       timeout: 20_000,
     });
@@ -131,7 +150,7 @@ describe.each(modes)("$name", (variant) => {
     });
     const withProc = spawnSync("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", 'exec "$@"', "sh", ...front, "mail.test", "/bin/true"], {
       input: "QUIT\r\n",
-      env: { PATH: "/usr/bin:/bin" },
+      env: { PATH: "/usr/bin:/bin", ...variant.env },
       encoding: "latin1",
       timeout: 20_000,
     });

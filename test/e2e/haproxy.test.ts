@@ -13,6 +13,7 @@
 // are quiet; without it each is refused on fd 2 and HAProxy marks the servers
 // down.
 //
+// Through HAProxy: the installed pair (bun-compiled) and resident mode.
 // Then hostile headers against the binary itself, without HAProxy, in every
 // runtime variant: each is refused with nothing sent, exit 1 and one line on
 // fd 2; a header followed by commands in the same write leaves them to the
@@ -27,11 +28,12 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ServerProcess, freePort } from "../../scripts/lib/tcpserver.mjs";
+import { ServerProcess, freePort, startResident } from "../../scripts/lib/tcpserver.mjs";
 import { PROXY, u16, v2 } from "../proxy-headers.ts";
-import { Client, FIXTURES, ROOT, TcpServer, fetchmail, makeHomes, runClient, tempDir, variants } from "./harness.ts";
+import { Client, FIXTURES, TcpServer, fetchmail, makeHomes, runClient, tempDir, variants, type Variant } from "./harness.ts";
 
-const QMAIL_POPUP = join(ROOT, "dist/qmail-popup");
+/** The installed pair behind HAProxy, per connection and in resident mode (a client cannot tell them apart). */
+const BEHIND_HAPROXY = variants().filter((variant) => variant.name === "bun-compiled" || variant.name === "resident");
 const LOGIN_PROGRAM = [join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"];
 const BACKENDS = ["127.0.0.2", "127.0.0.3"] as const;
 /** HAProxy's address: the one the rules trust. */
@@ -50,12 +52,13 @@ const MESSAGE_1 =
 
 /**
  * Both backends, each tcpserver -v -R -H -l localhost -x rules.cdb on its own
- * address and a free port of it, running dist/qmail-popup with fd 5 on its log.
+ * address and a free port of it, running the variant's front with fd 5 on its log.
  */
-async function startBackends(rules: string, logs: readonly string[], env: Record<string, string>): Promise<ServerProcess[]> {
+async function startBackends(variant: Variant, rules: string, logs: readonly string[], env: Record<string, string>): Promise<ServerProcess[]> {
+  if (variant.resident !== undefined) await startResident(variant.resident);
   const started = await Promise.allSettled(
     BACKENDS.map((host, i) =>
-      ServerProcess.tcpserver({ host, flags: ["-x", rules], command: [QMAIL_POPUP, "mail.test", ...LOGIN_PROGRAM], env: { PATH: "/usr/bin:/bin", ...env }, fd5: logs[i] }),
+      ServerProcess.tcpserver({ host, flags: ["-x", rules], command: [...variant.command, "mail.test", ...LOGIN_PROGRAM], env: { PATH: "/usr/bin:/bin", ...env, ...variant.env }, fd5: logs[i] }),
     ),
   );
   const servers = started.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : []));
@@ -153,7 +156,7 @@ const ended = (server: ServerProcess) =>
 
 // --- through HAProxy --------------------------------------------------------------------
 
-describe.each([{ sendProxy: "send-proxy" }, { sendProxy: "send-proxy-v2" }])("HAProxy with $sendProxy, two backends", ({ sendProxy }) => {
+describe.each(BEHIND_HAPROXY.flatMap((variant) => [{ sendProxy: "send-proxy", variant }, { sendProxy: "send-proxy-v2", variant }]))("HAProxy with $sendProxy, two backends: $variant.name", ({ sendProxy, variant }) => {
   const dir = tempDir("qmail-popup-haproxy-");
   const logs = BACKENDS.map((_, i) => join(dir, `log-${i + 1}`));
   const environment = join(dir, "environment");
@@ -164,7 +167,7 @@ describe.each([{ sendProxy: "send-proxy" }, { sendProxy: "send-proxy-v2" }])("HA
   beforeAll(async () => {
     for (const log of logs) writeFileSync(log, "");
     const rules = compileRules(dir);
-    backends = await startBackends(rules, logs, {
+    backends = await startBackends(variant, rules, logs, {
       CHECKPASSWORD_HOMES: makeHomes(["alice"]),
       CHECKPASSWORD_ENV_RECORD: environment,
     });
@@ -271,11 +274,12 @@ const said = (server: ServerProcess) => server.log.split("\n").filter((line) => 
 // qmail-popup, from the balancer's address: they must carry a header too. Every 200 ms,
 // three of them per backend.
 const CHECK = ["option tcp-check", "tcp-check expect string +OK"];
-describe.each([
+const CHECKS = [
   { name: "send-proxy, the header inherited by the checks", server: () => "send-proxy check inter 200ms", header: true },
   { name: "send-proxy-v2 with a check port, and check-send-proxy", server: (port: number) => `send-proxy-v2 check inter 200ms port ${port} check-send-proxy`, header: true },
   { name: "send-proxy with a check port, no check-send-proxy", server: (port: number) => `send-proxy check inter 200ms port ${port}`, header: false },
-])("HAProxy's health checks: $name", ({ server, header }) => {
+];
+describe.each(BEHIND_HAPROXY.flatMap((variant) => CHECKS.map((check) => ({ ...check, variant }))))("HAProxy's health checks: $name: $variant.name", ({ server, header, variant }) => {
   const dir = tempDir("qmail-popup-haproxy-checks-");
   const logs = BACKENDS.map((_, i) => join(dir, `log-${i + 1}`));
   let backends: ServerProcess[] = [];
@@ -284,7 +288,7 @@ describe.each([
 
   beforeAll(async () => {
     for (const log of logs) writeFileSync(log, "");
-    backends = await startBackends(compileRules(dir), logs, { CHECKPASSWORD_HOMES: makeHomes(["alice"]) });
+    backends = await startBackends(variant, compileRules(dir), logs, { CHECKPASSWORD_HOMES: makeHomes(["alice"]) });
     ({ front, haproxy } = await startHaproxy(dir, backends, { server, backend: CHECK }));
   });
   afterAll(async () => {

@@ -7,7 +7,8 @@ import { readFileSync, readdirSync, watch } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { expect } from "vitest";
 import { Client as RawClient, FIXTURES, TcpServer, transcripts, variants, type ServerOptions, type Variant } from "./harness.ts";
-import { alive } from "./proc.ts";
+import { startResident } from "../../scripts/lib/tcpserver.mjs";
+import { alive, childrenOf, onlyChildOf } from "./proc.ts";
 
 export const HERE = import.meta.dirname;
 
@@ -104,12 +105,23 @@ export const POP3D = join(FIXTURES, "pop3d");
 export const PROG = join(HERE, "hostile-prog.py");
 export const EXEC = join(HERE, "hostile-exec.py");
 
-/** The compiled binary as installed (the front and the Bun runtime), and every variant. */
-export const COMPILED = variants().filter((variant) => variant.name === "bun-compiled");
+/** The compiled binary as installed (the front and the Bun runtime, per connection and resident), and every variant. */
+export const COMPILED = variants().filter((variant) => variant.name === "bun-compiled" || variant.name === "resident");
 export const MODES = variants();
 
-/** The same variant, started through hostile-exec.py with these options. */
+/**
+ * The processes that serve the session of the front pid: the runtime it
+ * started (its only child); in resident mode, every worker of the resident
+ * (one of them serves it: which, the kernel's accept chose).
+ */
+export async function sessionRuntimes(variant: Variant, front: number): Promise<number[]> {
+  if (variant.resident === undefined) return [onlyChildOf(front)];
+  return childrenOf((await startResident(variant.resident)).pid!);
+}
+
+/** The same variant (in resident mode, the same resident), started through hostile-exec.py with these options. */
 export const wrapped = (variant: Variant, ...options: string[]): Variant => ({
+  ...variant,
   name: `${variant.name} ${options.join(" ")}`,
   command: ["/usr/bin/python3", EXEC, ...options, "--", ...variant.command],
 });

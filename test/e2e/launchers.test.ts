@@ -3,7 +3,9 @@
 // the shipped file adapted only in its port and paths (and the test
 // checkpassword and pop3d); python's poplib logs in and fetches a message,
 // and the fd-5 log line must name the client as that launcher gives it.
-// make test-deps installs the launchers.
+// make test-deps installs the launchers. The front per connection only, as the
+// shipped files run it: resident mode's service files (the resident under
+// svscan and systemd) are resident.test.ts's.
 
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";

@@ -9,7 +9,7 @@ import { chmodSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { makeHomes, tempDir, variants, type TcpServer, type Variant } from "./harness.ts";
-import { LOGIN, PROG, fileContent, finished, memoryCounts, open, serverPool, talk, within } from "./hostile-helpers.ts";
+import { LOGIN, PROG, fileContent, finished, memoryCounts, open, serverPool, sessionRuntimes, talk, within } from "./hostile-helpers.ts";
 import { alive, listenerWithin, onlyChildOf } from "./proc.ts";
 
 describe("the probe: a Node process given SIGUSR1 opens a listener within the window (it can fail)", () => {
@@ -30,7 +30,9 @@ describe("the probe: a Node process given SIGUSR1 opens a listener within the wi
   });
 });
 
-describe.each(variants())("signals: $name", (variant: Variant) => {
+// A signal to the runtime of one connection. In resident mode no runtime is the session's own: a
+// worker serves many, and resident.test.ts kills one (its sessions end with -ERR [SYS/TEMP]).
+describe.each(variants({ resident: false }))("signals: $name", (variant: Variant) => {
   const pool = serverPool();
   let server: TcpServer;
   beforeAll(async () => {
@@ -54,13 +56,23 @@ describe.each(variants())("signals: $name", (variant: Variant) => {
       await finished(server, pid, client.localPort);
     },
   );
+});
 
-  test.concurrent("SIGUSR1 to qmail-popup itself has its default effect, as for the C program: the session ends, the runtime too", async () => {
+describe.each(variants())("a signal to the front: $name", (variant: Variant) => {
+  const pool = serverPool();
+  let server: TcpServer;
+  beforeAll(async () => {
+    server = await pool.start({ variant });
+  });
+  afterAll(() => pool.stopAll());
+
+  test("SIGUSR1 to qmail-popup itself has its default effect, as for the C program: the session ends, the runtime too (in resident mode, the session in the worker)", async () => {
     const { client, pid } = await open(server);
-    const runtime = onlyChildOf(pid);
+    const runtime = variant.resident === undefined ? onlyChildOf(pid) : undefined;
     process.kill(pid, "SIGUSR1");
     await client.untilClosed();
     expect(await finished(server, pid, client.localPort)).toBe("signal 10");
+    if (runtime === undefined) return;
     // Killed with it (PR_SET_PDEATHSIG): gone, or a zombie waiting for init to reap it.
     await within(5000, `the end of the runtime ${runtime}`, (async () => {
       while (alive(runtime) && !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${runtime}/stat`, "latin1"))) await new Promise((wake) => setTimeout(wake, 10));
@@ -79,7 +91,10 @@ const unprivileged = (variant: Variant): Variant => ({
 /** The Node 20 bundle cannot call prctl(2): no core file (RLIMIT_CORE 0) is all it gets. */
 const CANNOT_PRCTL = new Set(["node"]);
 
-describe.each(variants())("no core file, no ptrace: $name", (variant: Variant) => {
+// The runtime a front started as 65534 starts. In resident mode the front hands its connection over
+// instead, and the resident serves fronts running as root only (resident.test.ts); the workers'
+// confinement is resident.test.ts's too.
+describe.each(variants({ resident: false }))("no core file, no ptrace: $name", (variant: Variant) => {
   const pool = serverPool();
   const work = tempDir("qmail-popup-trust-");
   chmodSync(work, 0o777);
@@ -140,6 +155,7 @@ describe.each(variants())("ps while the login program runs: $name", (variant: Va
 
 /** The variant under hard and soft limits set by prlimit (as root: RLIMIT_NPROC is not enforced for root). */
 const limited = (variant: Variant, ...limits: string[]): Variant => ({
+  ...variant,
   name: `${variant.name} ${limits.join(" ")}`,
   command: ["/usr/bin/prlimit", ...limits, "--", ...variant.command],
 });
@@ -168,6 +184,13 @@ describe.each(variants())("resource failures: $name", (variant: Variant) => {
       if (text.startsWith("+OK\r\n+OK \r\n")) expect(logged).toBe(`qmail-popup: pid ${pid} Reject::AUTH::User P:POP3 S:127.0.0.1:unknown ?= 'alice'\n`);
     }
   });
+});
+
+// A front that cannot fork its runtime, and its runtime killed: resident mode starts no runtime per
+// connection (a worker killed: resident.test.ts).
+describe.each(variants({ resident: false }))("the runtime of one connection cannot start, or is killed: $name", (variant: Variant) => {
+  const pool = serverPool();
+  afterAll(() => pool.stopAll());
 
   test.concurrent("no process to spare (RLIMIT_NPROC 1 as uid 65534): -ERR [SYS/TEMP], the reason on fd 2, status 1", async () => {
     const server = await pool.start({ variant: limited(unprivileged(variant), "--nproc=1:1") });
@@ -218,6 +241,13 @@ describe.each(variants())("an answer from sslserver longer than qmail-popup take
 
 // --- passwords in the runtime's memory after a refusal ----------------------------------
 
+/** Each needle's copies in the memory of these processes (the runtime; in resident mode, every worker), added up. */
+function countsIn(pids: readonly number[], needles: readonly string[]): Record<string, number> {
+  const total: Record<string, number> = Object.fromEntries(needles.map((needle) => [needle, 0]));
+  for (const pid of pids) for (const [needle, count] of Object.entries(memoryCounts(pid, needles))) total[needle] = (total[needle] ?? 0) + count;
+  return total;
+}
+
 const b64 = (bytes: string) => Buffer.from(bytes, "latin1").toString("base64");
 
 /** Each way a SASL exchange is refused with the password already sent: the input, and the refusal. */
@@ -243,7 +273,7 @@ describe.each(variants())("no password in the runtime's memory after a refused e
   test.concurrent.each(REFUSALS)("%s", async (_name, input) => {
     const password = "pw-" + randomBytes(12).toString("hex");
     const { client, pid } = await open(server);
-    const runtime = onlyChildOf(pid);
+    const runtimes = await sessionRuntimes(variant, pid);
     await client.send(input(password));
     await client.until(() => /-ERR [^\r\n]*\r\n$/.test(client.text), "the refusal");
     // The session goes on: NOOP answered means the refusal is behind it.
@@ -251,11 +281,11 @@ describe.each(variants())("no password in the runtime's memory after a refused e
     await client.untilEndsWith("+OK \r\n");
     // The password, and the base64 text that carried it, as the client sent it.
     const needles = [password, ...(input(password).match(/[A-Za-z0-9+/]{24,}/g) ?? [])];
-    const counts = memoryCounts(runtime, needles);
+    const counts = countsIn(runtimes, needles);
     await client.send("QUIT\r\n");
     await client.untilClosed();
     expect(await finished(server, pid, client.localPort)).toBe("0");
-    expect(counts, `copies of the password in the runtime (pid ${runtime})`).toEqual(Object.fromEntries(needles.map((needle) => [needle, 0])));
+    expect(counts, `copies of the password in the runtime (pids ${runtimes.join(", ")})`).toEqual(Object.fromEntries(needles.map((needle) => [needle, 0])));
   });
 });
 
@@ -281,15 +311,15 @@ describe.each(variants())("no name in the runtime's memory once replaced or drop
   test.concurrent.each(DROPPED_NAMES)("%s", async (_what, input, replies) => {
     const name = "pw-" + randomBytes(12).toString("hex");
     const { client, pid } = await open(server);
-    const runtime = onlyChildOf(pid);
+    const runtimes = await sessionRuntimes(variant, pid);
     // The greeting, the replies, and NOOP's: the name is behind the session once NOOP is answered.
     await client.send(input(name) + "NOOP\r\n");
     await client.until(() => client.text.split("\r\n").length - 1 === replies + 2 && client.text.endsWith("+OK \r\n"), "NOOP's reply");
     const needles = [name, ...(input(name).match(/[A-Za-z0-9+/]{24,}/g) ?? [])];
-    const counts = memoryCounts(runtime, needles);
+    const counts = countsIn(runtimes, needles);
     await client.send("QUIT\r\n");
     await client.untilClosed();
     expect(await finished(server, pid, client.localPort)).toBe("0");
-    expect(counts, `copies of the name in the runtime (pid ${runtime})`).toEqual(Object.fromEntries(needles.map((needle) => [needle, 0])));
+    expect(counts, `copies of the name in the runtime (pids ${runtimes.join(", ")})`).toEqual(Object.fromEntries(needles.map((needle) => [needle, 0])));
   });
 });
