@@ -1079,6 +1079,14 @@ int main(int argc, char **argv)
       say_unversioned(runtime, &heard, status);
       return temporary_reply(plan.client);
     }
+    if (heard.wedged && session == -1) {
+      /* Not ours to kill, and it still holds the connection: the client's socket is shut down under it. */
+      say("the resident's worker said nothing for ", decimal((long)quiet_seconds, text), " seconds (2 x POP3TIMEOUT + 10): the connection is closed", NULL);
+      temporary_reply(plan.client);
+      shutdown(plan.client, SHUT_RDWR);
+      shutdown(0, SHUT_RDWR);
+      return 1;
+    }
     if (heard.wedged) {
       say("the runtime said nothing for ", decimal((long)quiet_seconds, text), " seconds (2 x POP3TIMEOUT + 10): killed", NULL);
       return temporary_reply(plan.client);
