@@ -23,6 +23,12 @@ const FULL = bytesOf("5:full=,");
 const FULL_GRACE_MS = 50;
 /** The descriptors a front hands over: 0, 1, 2, 5 and sslserver's three. */
 const HANDED_LIMIT = 7;
+/**
+ * Where every hand-over is received, one for the worker: an 8 KiB typed
+ * array made per session cost more than the rest of receiving it. Each
+ * read is copied out (and wiped) before the next await.
+ */
+const receiving = new Uint8Array(8192);
 
 /** platform.exit() in a session: ends that session, not the process. */
 class SessionEnd {
@@ -138,10 +144,9 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
   const received: number[] = [];
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const chunk = new Uint8Array(8192);
   let refused = false;
   for (;;) {
-    const got = libc.receive(control, chunk);
+    const got = libc.receive(control, receiving);
     received.push(...got.descriptors);
     if (got.truncated || received.length > HANDED_LIMIT) refused = true;
     if (got.length === -EAGAIN || got.length === -EINTR) {
@@ -149,7 +154,8 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
       continue;
     }
     if (got.length <= 0 || refused) break;
-    chunks.push(chunk.slice(0, got.length));
+    chunks.push(receiving.slice(0, got.length));
+    receiving.fill(0, 0, got.length);
     total += got.length;
     if (total > INTRODUCTION_LIMIT) break;
     const whole = concatBytes(chunks);
@@ -167,7 +173,6 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
     const descriptors = new Map<number, number>();
     numbers.forEach((n, i) => descriptors.set(Number(n), received[i]!));
     if (descriptors.size !== received.length) break;
-    for (const fd of received) libc.setNonBlocking(fd);
     return { control, descriptors, introduction: whole.subarray(first.end + 1) };
   }
   for (const fd of received) libc.close(fd);
@@ -211,9 +216,16 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
   /** The front went away (killed, or it killed us for silence): every wait of the session ends, and the session with it. */
   let abandoned = false;
   let closing = false;
+  /** Ours made non-blocking, each at its first use: most sessions never touch 2 or 5. */
+  const nonBlocking = new Set<number>();
   const local = (fd: number) => {
     if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
-    return descriptors.get(fd);
+    const ours = descriptors.get(fd);
+    if (ours !== undefined && !nonBlocking.has(ours)) {
+      libc.setNonBlocking(ours);
+      nonBlocking.add(ours);
+    }
+    return ours;
   };
 
   /** Writes what it can of the control queue now; the rest waits for close(). */
