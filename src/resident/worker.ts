@@ -1,12 +1,14 @@
 // A resident worker: `qmail-popup-runtime --resident LISTEN RETIRE RESTART
-// LIMIT`, started by `qmail-popup --resident` (src/front/resident.c) as the
+// LIMIT MEMORY`, started by `qmail-popup --resident` (src/front/resident.c) as the
 // runtime's account. It accepts fronts (root only: SO_PEERCRED) on the
 // inherited socket LISTEN, receives each connection's descriptors and the
 // front's introduction, and runs serve() (src/serve.ts) for it on a
 // platform of its own: many sessions on one event loop, none waiting for
 // another, every wait through Readiness (no blocking call here). After
 // RESTART sessions it closes RETIRE (its replacement starts), ends the
-// sessions it has and exits; it holds at most LIMIT at once.
+// sessions it has and exits; it holds at most LIMIT at once. It retires the
+// same way once its resident set passes MEMORY MiB (0: no bound); the
+// resident kills one that grows past twice that.
 
 import { bytesOf, concatBytes } from "../core/bytes.ts";
 import type { Platform } from "../platform/types.ts";
@@ -44,9 +46,9 @@ interface Handed {
 
 export async function residentWorker(args: readonly string[]): Promise<void> {
   const numbers = args.map((a) => (/^[0-9]{1,9}$/.test(a) ? Number(a) : NaN));
-  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN] = numbers;
-  if (numbers.length !== 4 || !numbers.every((n) => Number.isInteger(n))) {
-    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT\n");
+  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN, memoryMiB = NaN] = numbers;
+  if (numbers.length !== 5 || !numbers.every((n) => Number.isInteger(n))) {
+    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT MEMORY\n");
     process.exit(RUNTIME_FAILURE_STATUS);
   }
   const libc = residentLibc();
@@ -57,8 +59,26 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
   let accepted = 0;
   let retired = false;
   let roomMade: (() => void) | undefined;
+  let memoryLookedAt = 0;
+  /** Stops accepting: its replacement starts (the resident sees RETIRE closed); the sessions it has end as they would. */
+  const retireNow = () => {
+    retired = true;
+    readiness.forget(listening);
+    libc.close(listening);
+    libc.close(retire);
+    roomMade?.();
+  };
   const ended = () => {
     sessions--;
+    // Memory grows with sessions: looked at as one ends, at most once a second.
+    if (!retired && memoryMiB > 0 && Date.now() - memoryLookedAt >= 1000) {
+      memoryLookedAt = Date.now();
+      const used = process.memoryUsage.rss();
+      if (used > memoryMiB * 1024 * 1024) {
+        process.stderr.write(`qmail-popup: resident worker ${process.pid}: ${Math.ceil(used / 1048576)} MiB, over QMAIL_POPUP_RESIDENT_MEMORY=${memoryMiB}: retiring\n`);
+        retireNow();
+      }
+    }
     roomMade?.();
     if (retired && sessions === 0) process.exit(0);
   };
@@ -100,12 +120,7 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
     }
     accepted++;
     sessions++;
-    if (accepted >= restart) {
-      retired = true;
-      readiness.forget(listening);
-      libc.close(listening);
-      libc.close(retire);
-    }
+    if (accepted >= restart) retireNow();
     void runSession(libc, readiness, fd).finally(ended);
   }
 }
