@@ -286,6 +286,12 @@ static void resident_watch(pid_t *running, pid_t pid)
 
 int resident_main(int argc, char **argv, const char *runtime)
 {
+#ifndef __linux__
+  /* The worker waits with epoll(7): resident mode is Linux's for now. Fronts fall back as for an absent resident. */
+  (void)argc; (void)argv; (void)runtime;
+  resident_say("resident: resident mode runs on Linux only (its workers use epoll): not started", "", "");
+  return 111;
+#endif
   if (argc < 3 || argc > 4) { resident_say("usage: qmail-popup --resident PATH [WORKERS]", "", ""); return 100; }
   const char *path = argv[2];
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
