@@ -90,10 +90,11 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
       void readiness.wait(listening, READABLE, Infinity).then((ready) => ready && roomMade?.());
       await roomOrFront;
       roomMade = undefined;
-      if (sessions < limit) continue;
+      // Retired meanwhile (its memory bound): the socket is closed, the queue its replacement's.
+      if (retired || sessions < limit) continue;
       // A worker with room may take it first; if none has, this front is told we are full, and starts its own runtime.
       await new Promise((wake) => setTimeout(wake, FULL_GRACE_MS));
-      if (sessions < limit) continue;
+      if (retired || sessions < limit) continue;
       const fd = libc.accept(listening);
       if (fd >= 0) {
         if (libc.peerUid(fd) === 0) libc.write(fd, FULL);
