@@ -305,11 +305,11 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
   }, 60_000);
 
   test("a worker growing past twice QMAIL_POPUP_RESIDENT_MEMORY is killed: its sessions get -ERR [SYS/TEMP], a new worker serves", async () => {
-    // A worker's size after a session (a roomy resident's), and a bound whose double is 4 MiB above it.
+    // A worker's size after a session (a roomy resident's), and a bound whose double is 8 MiB above it.
     const roomy = await startResident(join(HERE, "runaway-size"), FRONT, { PATH: "/usr/bin:/bin" }, 1);
     servers.push(roomy);
     expect((await converse(await server(join(HERE, "runaway-size")), "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
-    const bound = Math.ceil((residentMiB(children(roomy.pid!)[0]!) + 4) / 2);
+    const bound = Math.ceil((residentMiB(children(roomy.pid!)[0]!) + 8) / 2);
     const socket = join(HERE, "runaway");
     const resident = await startResident(socket, FRONT, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_MEMORY: String(bound) }, 1);
     servers.push(resident);
@@ -317,12 +317,12 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     const tcp = await ServerProcess.tcpserver({
       command: [FRONT, "mail.test", join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"],
       env: { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: homes, QMAIL_POPUP_RESIDENT: socket, QMAIL_POPUP_RESIDENT_ONLY: "1", POP3TIMEOUT: "60" },
-      maxConnections: 1100,
+      maxConnections: 1600,
     });
     servers.push(tcp);
     // Idle sessions held (none ends, so it never retires itself), twenty at a time, until it grows past twice the bound.
     const held: { socket: Socket; text: string }[] = [];
-    while (existsSync(`/proc/${runaway}`) && held.length < 1000) {
+    while (existsSync(`/proc/${runaway}`) && held.length < 1500) {
       for (let i = 0; i < 20; i++) {
         const one = { socket: connect(tcp.port, "127.0.0.1"), text: "" };
         one.socket.on("error", () => {});
@@ -335,11 +335,11 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     expect(await eventually(() => !existsSync(`/proc/${runaway}`), 5000)).toBe(true);
     expect(await eventually(() => resident.log.includes(`qmail-popup: resident: a worker ${runaway}: `))).toBe(true);
     expect(resident.log).toMatch(new RegExp(`qmail-popup: resident: a worker ${runaway}: [0-9]+ MiB, past twice QMAIL_POPUP_RESIDENT_MEMORY=${bound}: killed\n`));
-    // Its sessions end with -ERR [SYS/TEMP] (from their fronts) ...
-    const asked = held.filter((one) => one.text === "+OK\r\n").slice(0, 5);
-    expect(asked.length).toBe(5);
-    for (const one of asked) one.socket.write("QUIT\r\n");
-    expect(await eventually(() => asked.every((one) => one.text === "+OK\r\n-ERR [SYS/TEMP] unable to run qmail-popup\r\n"))).toBe(true);
+    // Its sessions end with -ERR [SYS/TEMP] (from their fronts; greeted or not yet); any that reached its replacement go on.
+    for (const one of held) one.socket.write("QUIT\r\n");
+    const killed = (one: { text: string }) => /^(\+OK\r\n)?-ERR \[SYS\/TEMP\] unable to run qmail-popup\r\n$/.test(one.text);
+    expect(await eventually(() => held.every((one) => killed(one) || one.text === "+OK\r\n+OK \r\n"))).toBe(true);
+    expect(held.filter(killed).length).toBeGreaterThan(0);
     for (const one of held) one.socket.destroy();
     // ... and a new worker serves.
     expect((await converse(await server(socket), "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
