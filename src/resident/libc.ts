@@ -86,33 +86,41 @@ export function residentLibc(): ResidentLibc {
   const errno = () => read.i32(f.__errno_location() as never, 0);
   const result = (r: number | bigint) => (Number(r) < 0 ? -errno() : Number(r));
 
-  // recvmsg's structures, made once: msghdr (56 bytes), one iovec, room for SCM_RIGHTS of 16 descriptors.
+  // recvmsg's structures, made once (no allocation per call): msghdr (56 bytes), one iovec, room for SCM_RIGHTS of 16 descriptors.
   const header = new Uint8Array(56);
   const headerView = new DataView(header.buffer);
   const iovec = new Uint8Array(16);
   const iovecView = new DataView(iovec.buffer);
   const control = new Uint8Array(16 + 16 * 4);
   const controlView = new DataView(control.buffer);
+  let iovecBuffer: Uint8Array | undefined;
+  header.fill(0);
+  headerView.setBigUint64(16, BigInt(ptr(iovec)), true);
+  headerView.setBigUint64(24, 1n, true);
+  headerView.setBigUint64(32, BigInt(ptr(control)), true);
   const credentials = new Uint8Array(12);
+  const credentialsView = new DataView(credentials.buffer);
   const credentialsLength = new Uint8Array(4);
+  const credentialsLengthView = new DataView(credentialsLength.buffer);
 
   return {
     libcName,
     accept: (fd) => result(f.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC)),
     peerUid(fd) {
-      new DataView(credentialsLength.buffer).setUint32(0, 12, true);
+      credentialsLengthView.setUint32(0, 12, true);
       if (result(f.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, credentials, credentialsLength)) < 0) return -1;
-      return new DataView(credentials.buffer).getUint32(4, true);
+      return credentialsView.getUint32(4, true);
     },
     receive(fd, buffer) {
-      iovecView.setBigUint64(0, BigInt(ptr(buffer)), true);
-      iovecView.setBigUint64(8, BigInt(buffer.byteLength), true);
-      header.fill(0);
+      // The same buffer as last time (the worker has one): its iovec stands.
+      if (buffer !== iovecBuffer) {
+        iovecView.setBigUint64(0, BigInt(ptr(buffer)), true);
+        iovecView.setBigUint64(8, BigInt(buffer.byteLength), true);
+        iovecBuffer = buffer;
+      }
       control.fill(0);
-      headerView.setBigUint64(16, BigInt(ptr(iovec)), true);
-      headerView.setBigUint64(24, 1n, true);
-      headerView.setBigUint64(32, BigInt(ptr(control)), true);
       headerView.setBigUint64(40, BigInt(control.byteLength), true);
+      headerView.setInt32(48, 0, true);
       const length = result(f.recvmsg(fd, header, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
       const descriptors: number[] = [];
       const controlLength = Number(headerView.getBigUint64(40, true));

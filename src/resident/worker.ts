@@ -1,12 +1,14 @@
 // A resident worker: `qmail-popup-runtime --resident LISTEN RETIRE RESTART
-// LIMIT`, started by `qmail-popup --resident` (src/front/resident.c) as the
+// LIMIT MEMORY`, started by `qmail-popup --resident` (src/front/resident.c) as the
 // runtime's account. It accepts fronts (root only: SO_PEERCRED) on the
 // inherited socket LISTEN, receives each connection's descriptors and the
 // front's introduction, and runs serve() (src/serve.ts) for it on a
 // platform of its own: many sessions on one event loop, none waiting for
 // another, every wait through Readiness (no blocking call here). After
 // RESTART sessions it closes RETIRE (its replacement starts), ends the
-// sessions it has and exits; it holds at most LIMIT at once.
+// sessions it has and exits; it holds at most LIMIT at once. It retires the
+// same way once its resident set passes MEMORY MiB (0: no bound); the
+// resident kills one that grows past twice that.
 
 import { bytesOf, concatBytes } from "../core/bytes.ts";
 import type { Platform } from "../platform/types.ts";
@@ -23,6 +25,12 @@ const FULL = bytesOf("5:full=,");
 const FULL_GRACE_MS = 50;
 /** The descriptors a front hands over: 0, 1, 2, 5 and sslserver's three. */
 const HANDED_LIMIT = 7;
+/**
+ * Where every hand-over is received, one for the worker: an 8 KiB typed
+ * array made per session cost more than the rest of receiving it. Each
+ * read is copied out (and wiped) before the next await.
+ */
+const receiving = new Uint8Array(8192);
 
 /** platform.exit() in a session: ends that session, not the process. */
 class SessionEnd {
@@ -38,9 +46,9 @@ interface Handed {
 
 export async function residentWorker(args: readonly string[]): Promise<void> {
   const numbers = args.map((a) => (/^[0-9]{1,9}$/.test(a) ? Number(a) : NaN));
-  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN] = numbers;
-  if (numbers.length !== 4 || !numbers.every((n) => Number.isInteger(n))) {
-    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT\n");
+  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN, memoryMiB = NaN] = numbers;
+  if (numbers.length !== 5 || !numbers.every((n) => Number.isInteger(n))) {
+    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT MEMORY\n");
     process.exit(RUNTIME_FAILURE_STATUS);
   }
   const libc = residentLibc();
@@ -51,8 +59,26 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
   let accepted = 0;
   let retired = false;
   let roomMade: (() => void) | undefined;
+  let memoryLookedAt = 0;
+  /** Stops accepting: its replacement starts (the resident sees RETIRE closed); the sessions it has end as they would. */
+  const retireNow = () => {
+    retired = true;
+    readiness.forget(listening);
+    libc.close(listening);
+    libc.close(retire);
+    roomMade?.();
+  };
   const ended = () => {
     sessions--;
+    // Memory grows with sessions: looked at as one ends, at most once a second.
+    if (!retired && memoryMiB > 0 && Date.now() - memoryLookedAt >= 1000) {
+      memoryLookedAt = Date.now();
+      const used = process.memoryUsage.rss();
+      if (used > memoryMiB * 1024 * 1024) {
+        process.stderr.write(`qmail-popup: resident worker ${process.pid}: ${Math.ceil(used / 1048576)} MiB, over QMAIL_POPUP_RESIDENT_MEMORY=${memoryMiB}: retiring\n`);
+        retireNow();
+      }
+    }
     roomMade?.();
     if (retired && sessions === 0) process.exit(0);
   };
@@ -64,10 +90,11 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
       void readiness.wait(listening, READABLE, Infinity).then((ready) => ready && roomMade?.());
       await roomOrFront;
       roomMade = undefined;
-      if (sessions < limit) continue;
+      // Retired meanwhile (its memory bound): the socket is closed, the queue its replacement's.
+      if (retired || sessions < limit) continue;
       // A worker with room may take it first; if none has, this front is told we are full, and starts its own runtime.
       await new Promise((wake) => setTimeout(wake, FULL_GRACE_MS));
-      if (sessions < limit) continue;
+      if (retired || sessions < limit) continue;
       const fd = libc.accept(listening);
       if (fd >= 0) {
         if (libc.peerUid(fd) === 0) libc.write(fd, FULL);
@@ -94,12 +121,7 @@ export async function residentWorker(args: readonly string[]): Promise<void> {
     }
     accepted++;
     sessions++;
-    if (accepted >= restart) {
-      retired = true;
-      readiness.forget(listening);
-      libc.close(listening);
-      libc.close(retire);
-    }
+    if (accepted >= restart) retireNow();
     void runSession(libc, readiness, fd).finally(ended);
   }
 }
@@ -138,10 +160,9 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
   const received: number[] = [];
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const chunk = new Uint8Array(8192);
   let refused = false;
   for (;;) {
-    const got = libc.receive(control, chunk);
+    const got = libc.receive(control, receiving);
     received.push(...got.descriptors);
     if (got.truncated || received.length > HANDED_LIMIT) refused = true;
     if (got.length === -EAGAIN || got.length === -EINTR) {
@@ -149,7 +170,8 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
       continue;
     }
     if (got.length <= 0 || refused) break;
-    chunks.push(chunk.slice(0, got.length));
+    chunks.push(receiving.slice(0, got.length));
+    receiving.fill(0, 0, got.length);
     total += got.length;
     if (total > INTRODUCTION_LIMIT) break;
     const whole = concatBytes(chunks);
@@ -167,7 +189,6 @@ async function receive(libc: ResidentLibc, readiness: Readiness, control: number
     const descriptors = new Map<number, number>();
     numbers.forEach((n, i) => descriptors.set(Number(n), received[i]!));
     if (descriptors.size !== received.length) break;
-    for (const fd of received) libc.setNonBlocking(fd);
     return { control, descriptors, introduction: whole.subarray(first.end + 1) };
   }
   for (const fd of received) libc.close(fd);
@@ -211,9 +232,16 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
   /** The front went away (killed, or it killed us for silence): every wait of the session ends, and the session with it. */
   let abandoned = false;
   let closing = false;
+  /** Ours made non-blocking, each at its first use: most sessions never touch 2 or 5. */
+  const nonBlocking = new Set<number>();
   const local = (fd: number) => {
     if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
-    return descriptors.get(fd);
+    const ours = descriptors.get(fd);
+    if (ours !== undefined && !nonBlocking.has(ours)) {
+      libc.setNonBlocking(ours);
+      nonBlocking.add(ours);
+    }
+    return ours;
   };
 
   /** Writes what it can of the control queue now; the rest waits for close(). */

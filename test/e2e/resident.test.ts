@@ -277,6 +277,77 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     held[1]!.destroy();
   });
 
+  test("QMAIL_POPUP_RESIDENT_MEMORY: a worker past it retires as a session ends and a new one serves; one under it serves on", async () => {
+    // The control: a bound far above a worker's size. Its worker serves on, and tells us a worker's size after a session.
+    const under = await startResident(join(HERE, "memory-under"), FRONT, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_MEMORY: "4096" }, 1);
+    servers.push(under);
+    const roomy = await server(join(HERE, "memory-under"));
+    const [steady] = children(under.pid!);
+    expect((await converse(roomy, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    const size = residentMiB(steady!);
+    for (let i = 0; i < 3; i++) expect((await converse(roomy, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    expect(children(under.pid!)).toEqual([steady]);
+    expect(under.log).not.toContain("retiring");
+    // Three quarters of that: past it after a session, far from twice it.
+    const bound = Math.floor(size * 0.75);
+    const over = await startResident(join(HERE, "memory-over"), FRONT, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_MEMORY: String(bound) }, 1);
+    servers.push(over);
+    const tight = await server(join(HERE, "memory-over"));
+    const [first] = children(over.pid!);
+    expect((await converse(tight, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    expect(await eventually(() => over.log.includes(`qmail-popup: resident worker ${first}: `))).toBe(true);
+    expect(over.log).toMatch(new RegExp(`resident worker ${first}: [0-9]+ MiB, over QMAIL_POPUP_RESIDENT_MEMORY=${bound}: retiring\n`));
+    // It had no session left: it ends, a replacement serves.
+    expect(await eventually(() => !existsSync(`/proc/${first}`))).toBe(true);
+    expect((await converse(tight, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    expect(await eventually(() => children(over.pid!).length === 1 && !children(over.pid!).includes(first!))).toBe(true);
+    expect(over.log).not.toContain("killed");
+  }, 60_000);
+
+  test("a worker growing past twice QMAIL_POPUP_RESIDENT_MEMORY is killed: its sessions get -ERR [SYS/TEMP], a new worker serves", async () => {
+    // A worker's size after a session (a roomy resident's), and a bound whose double is 8 MiB above it.
+    const roomy = await startResident(join(HERE, "runaway-size"), FRONT, { PATH: "/usr/bin:/bin" }, 1);
+    servers.push(roomy);
+    expect((await converse(await server(join(HERE, "runaway-size")), "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    const bound = Math.ceil((residentMiB(children(roomy.pid!)[0]!) + 8) / 2);
+    const socket = join(HERE, "runaway");
+    const resident = await startResident(socket, FRONT, { PATH: "/usr/bin:/bin", QMAIL_POPUP_RESIDENT_MEMORY: String(bound) }, 1);
+    servers.push(resident);
+    const [runaway] = children(resident.pid!);
+    const tcp = await ServerProcess.tcpserver({
+      command: [FRONT, "mail.test", join(FIXTURES, "checkpassword"), join(FIXTURES, "pop3d"), "Maildir"],
+      env: { PATH: "/usr/bin:/bin", CHECKPASSWORD_HOMES: homes, QMAIL_POPUP_RESIDENT: socket, QMAIL_POPUP_RESIDENT_ONLY: "1", POP3TIMEOUT: "60" },
+      maxConnections: 1600,
+    });
+    servers.push(tcp);
+    // Idle sessions held (none ends, so it never retires itself), twenty at a time, until it grows past twice the bound.
+    const held: { socket: Socket; text: string }[] = [];
+    while (existsSync(`/proc/${runaway}`) && held.length < 1500) {
+      for (let i = 0; i < 20; i++) {
+        const one = { socket: connect(tcp.port, "127.0.0.1"), text: "" };
+        one.socket.on("error", () => {});
+        one.socket.setEncoding("latin1").on("data", (text: string) => (one.text += text));
+        held.push(one);
+      }
+      expect(await tcp.until(() => tcp.oks >= held.length, 20_000)).toBe(true);
+      await eventually(() => held.every((one) => one.text.length > 0) || !existsSync(`/proc/${runaway}`), 5000);
+    }
+    expect(await eventually(() => !existsSync(`/proc/${runaway}`), 5000)).toBe(true);
+    expect(await eventually(() => resident.log.includes(`qmail-popup: resident: a worker ${runaway}: `))).toBe(true);
+    expect(resident.log).toMatch(new RegExp(`qmail-popup: resident: a worker ${runaway}: [0-9]+ MiB, past twice QMAIL_POPUP_RESIDENT_MEMORY=${bound}: killed\n`));
+    // Its sessions end with -ERR [SYS/TEMP] (from their fronts; greeted or not yet); any that reached its replacement go on.
+    for (const one of held) one.socket.write("QUIT\r\n");
+    const killed = (one: { text: string }) => /^(\+OK\r\n)?-ERR \[SYS\/TEMP\] unable to run qmail-popup\r\n$/.test(one.text);
+    expect(await eventually(() => held.every((one) => killed(one) || one.text === "+OK\r\n+OK \r\n"))).toBe(true);
+    expect(held.filter(killed).length).toBeGreaterThan(0);
+    for (const one of held) one.socket.destroy();
+    // ... and a new worker serves.
+    expect((await converse(await server(socket), "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    expect(children(resident.pid!)).not.toContain(runaway);
+    // The control: under the default bound, nothing is killed.
+    expect(roomy.log).not.toContain("killed");
+  }, 240_000);
+
   test("1000 idle and dripping clients do not delay an active client's greeting", async () => {
     const socket = join(HERE, "crowd");
     servers.push(await startResident(socket));
@@ -323,6 +394,11 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     }
   }, 240_000);
 });
+
+/** A process's resident set in MiB (/proc/PID/statm), as the resident reads it. */
+function residentMiB(pid: number): number {
+  return Math.floor((Number(readFileSync(`/proc/${pid}/statm`, "latin1").split(" ")[1]) * 4096) / 1048576);
+}
 
 /** Whether a process listens on the unix socket at path (/proc/net/unix: flags __SO_ACCEPTCON). */
 function listeningAt(path: string): boolean {
