@@ -12,7 +12,7 @@
  *  - The resident: `qmail-popup --resident PATH [WORKERS]`, started once
  *    by a supervisor as root. It makes the socket (mode 0600 in a
  *    root-owned directory: only root, the fronts, may connect), starts
- *    WORKERS runtimes (`qmail-popup-runtime --resident FD RETIRE RESTART LIMIT MEMORY`)
+ *    WORKERS runtimes (`qmail-popup-runtime --resident FD RETIRE RESTART LIMIT MEMORY RESIDENT`)
  *    as the runtime's account, each serving many sessions, and starts a
  *    new one for each that ends.
  */
@@ -242,10 +242,12 @@ static void resident_exec_worker(const char *runtime, int listening, int retirin
    * the account: what a front's SO_PEERCRED reads) and may accept.
    */
   confine_worker(runtime, fd);
-  char text[16], retire_text[16];
+  char text[16], retire_text[16], parent_text[16];
   snprintf(text, sizeof text, "%d", fd);
   snprintf(retire_text, sizeof retire_text, "%d", retire);
-  char *argv[] = { "qmail-popup-runtime", "--resident", text, retire_text, (char *)restart, (char *)limit, (char *)memory, NULL };
+  /* The exec as the account clears the parent-death signal: the worker arms it again, and checks that we are still its parent. */
+  snprintf(parent_text, sizeof parent_text, "%d", (int)getppid());
+  char *argv[] = { "qmail-popup-runtime", "--resident", text, retire_text, (char *)restart, (char *)limit, (char *)memory, parent_text, NULL };
   /*
    * Nothing of ours, but one word to its allocator: keep what it freed
    * rather than hand it back to the kernel and fault it in again for the

@@ -119,7 +119,7 @@ export function libcDescriptorOps(unchecked: Libc, os: string, nowMs: () => numb
    * One write that cannot block. Where the kernel can, by pwritev2's flag
    * alone: fd 2 and fd 5 are open files shared with the launcher's logger
    * and the login program, whose own writes must not find them
-   * non-blocking. Elsewhere (a regular file, an older kernel, FreeBSD),
+   * non-blocking. Elsewhere (a FIFO, a regular file, an older kernel, FreeBSD),
    * non-blocking for this write only, the flags put back after it.
    */
   function writeNow(fd: number, bytes: Uint8Array): number {

@@ -12,12 +12,15 @@ const SYMBOLS = {
   recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
   read: { args: ["i32", "ptr", "u64"], returns: "i64" },
   write: { args: ["i32", "ptr", "u64"], returns: "i64" },
+  preadv2: { args: ["i32", "ptr", "i32", "i64", "i32"], returns: "i64" },
+  pwritev2: { args: ["i32", "ptr", "i32", "i64", "i32"], returns: "i64" },
   close: { args: ["i32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "i64"], returns: "i32" },
   getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
   epoll_create1: { args: ["i32"], returns: "i32" },
   epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
   prctl: { args: ["i32", "i64", "i64", "i64", "i64"], returns: "i32" },
+  getppid: { args: [], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
 } as const;
 
@@ -28,6 +31,9 @@ export const EEXIST = 17;
 export const ENOENT = 2;
 export const MSG_PEEK = 0x2;
 export const MSG_DONTWAIT = 0x40;
+const EOPNOTSUPP = 95;
+/** preadv2/pwritev2: this one call does not block, whatever the descriptor's flags. */
+const RWF_NOWAIT = 0x8;
 const MSG_CTRUNC = 0x8;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const SOCK_NONBLOCK = 0x800;
@@ -59,9 +65,19 @@ export interface ResidentLibc {
   write(fd: number, bytes: Uint8Array): number;
   close(fd: number): void;
   setNonBlocking(fd: number): void;
+  /**
+   * A read and a write that cannot block, leaving the descriptor's flags
+   * alone (RWF_NOWAIT): a session's descriptors are open files shared with
+   * the front, tcpserver, the login programs and multilog. Where the kernel
+   * cannot (a FIFO, a regular file), non-blocking for that one call.
+   */
+  readNow(fd: number, buffer: Uint8Array, length: number): number;
+  writeNow(fd: number, bytes: Uint8Array): number;
   epollCreate(): number;
   epollCtl(epfd: number, op: number, fd: number, event: Uint8Array): number;
   forbidDumps(): void;
+  /** Killed when the resident ends (PR_SET_PDEATHSIG); false if it already has (our parent is not it). */
+  endWithParent(parent: number): boolean;
 }
 
 function checkedLength(buffer: Uint8Array, length: number): number {
@@ -98,6 +114,22 @@ export function residentLibc(): ResidentLibc {
   headerView.setBigUint64(16, BigInt(ptr(iovec)), true);
   headerView.setBigUint64(24, 1n, true);
   headerView.setBigUint64(32, BigInt(ptr(control)), true);
+  // One iovec for preadv2/pwritev2.
+  const single = new Uint8Array(16);
+  const singleView = new DataView(single.buffer);
+  const once = (call: (typeof f)["preadv2"], plain: (typeof f)["read"], fd: number, buffer: Uint8Array, length: number) => {
+    singleView.setBigUint64(0, BigInt(ptr(buffer)), true);
+    singleView.setBigUint64(8, BigInt(length), true);
+    const done = result(call(fd, single, 1, -1, RWF_NOWAIT));
+    if (done !== -EOPNOTSUPP) return done;
+    // A FIFO or a regular file: non-blocking for this one call, the flags put back.
+    const flags = result(f.fcntl(fd, F_GETFL, 0));
+    const toggled = flags >= 0 && !(flags & O_NONBLOCK);
+    if (toggled) f.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    const plainly = result(plain(fd, buffer, length));
+    if (toggled) f.fcntl(fd, F_SETFL, flags);
+    return plainly;
+  };
   const credentials = new Uint8Array(12);
   const credentialsView = new DataView(credentials.buffer);
   const credentialsLength = new Uint8Array(4);
@@ -135,6 +167,8 @@ export function residentLibc(): ResidentLibc {
     recv: (fd, buffer, length, flags) => result(f.recv(fd, buffer, checkedLength(buffer, length), flags)),
     read: (fd, buffer, length) => result(f.read(fd, buffer, checkedLength(buffer, length))),
     write: (fd, bytes) => result(f.write(fd, bytes, bytes.byteLength)),
+    readNow: (fd, buffer, length) => once(f.preadv2, f.read, fd, buffer, checkedLength(buffer, length)),
+    writeNow: (fd, bytes) => once(f.pwritev2, f.write, fd, bytes, bytes.byteLength),
     close: (fd) => void f.close(fd),
     setNonBlocking(fd) {
       const flags = result(f.fcntl(fd, F_GETFL, 0));
@@ -143,5 +177,9 @@ export function residentLibc(): ResidentLibc {
     epollCreate: () => result(f.epoll_create1(SOCK_CLOEXEC)),
     epollCtl: (epfd, op, fd, event) => result(f.epoll_ctl(epfd, op, fd, event)),
     forbidDumps: () => void f.prctl(4, 0, 0, 0, 0),
+    endWithParent(parent) {
+      f.prctl(1, 9, 0, 0, 0);
+      return f.getppid() === parent;
+    },
   };
 }

@@ -1,5 +1,5 @@
 // A resident worker: `qmail-popup-runtime --resident LISTEN RETIRE RESTART
-// LIMIT MEMORY`, started by `qmail-popup --resident` (src/front/resident.c) as the
+// LIMIT MEMORY RESIDENT`, started by `qmail-popup --resident` (src/front/resident.c) as the
 // runtime's account. It accepts fronts (root only: SO_PEERCRED) on the
 // inherited socket LISTEN, receives each connection's descriptors and the
 // front's introduction, and runs serve() (src/serve.ts) for it on a
@@ -11,6 +11,7 @@
 // resident kills one that grows past twice that.
 
 import { bytesOf, concatBytes } from "../core/bytes.ts";
+import { decimalOf } from "../core/decimal.ts";
 import type { Platform } from "../platform/types.ts";
 import { RUNTIME_FAILURE_STATUS, serve } from "../serve.ts";
 import { EAGAIN, EINTR, ENOTSOCK, MSG_DONTWAIT, MSG_PEEK, residentLibc, type ResidentLibc } from "./libc.ts";
@@ -45,14 +46,16 @@ interface Handed {
 }
 
 export async function residentWorker(args: readonly string[]): Promise<void> {
-  const numbers = args.map((a) => (/^[0-9]{1,9}$/.test(a) ? Number(a) : NaN));
-  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN, memoryMiB = NaN] = numbers;
-  if (numbers.length !== 5 || !numbers.every((n) => Number.isInteger(n))) {
-    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT MEMORY\n");
+  const numbers = args.map((a) => decimalOf(a, 9) ?? NaN);
+  const [listening = NaN, retire = NaN, restart = NaN, limit = NaN, memoryMiB = NaN, resident = NaN] = numbers;
+  if (numbers.length !== 6 || !numbers.every((n) => Number.isInteger(n))) {
+    process.stderr.write("qmail-popup: resident worker: usage: qmail-popup-runtime --resident LISTEN RETIRE RESTART LIMIT MEMORY RESIDENT\n");
     process.exit(RUNTIME_FAILURE_STATUS);
   }
   const libc = residentLibc();
   libc.forbidDumps();
+  // The resident gone (killed), its workers go too: nobody would replace or bound them, and they would hold its socket.
+  if (!libc.endWithParent(resident)) process.exit(0);
   libc.setNonBlocking(listening);
   const readiness = new Readiness(libc);
   let sessions = 0;
@@ -232,16 +235,10 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
   /** The front went away (killed, or it killed us for silence): every wait of the session ends, and the session with it. */
   let abandoned = false;
   let closing = false;
-  /** Ours made non-blocking, each at its first use: most sessions never touch 2 or 5. */
-  const nonBlocking = new Set<number>();
+  /** The session's descriptors stay as the front gave them (blocking: shared open files); each call is non-blocking by itself. */
   const local = (fd: number) => {
     if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
-    const ours = descriptors.get(fd);
-    if (ours !== undefined && !nonBlocking.has(ours)) {
-      libc.setNonBlocking(ours);
-      nonBlocking.add(ours);
-    }
-    return ours;
+    return descriptors.get(fd);
   };
 
   /** Writes what it can of the control queue now; the rest waits for close(). */
@@ -270,7 +267,7 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
     const ours = local(fd);
     if (ours === undefined) return false;
     for (let offset = 0; offset < bytes.length; ) {
-      const written = libc.write(ours, bytes.subarray(offset));
+      const written = libc.writeNow(ours, bytes.subarray(offset));
       if (written === -EAGAIN || written === -EINTR) {
         const ready = await readiness.wait(ours, WRITABLE, deadlineMs);
         if (abandoned) throw new SessionEnd(RUNTIME_FAILURE_STATUS);
@@ -300,7 +297,7 @@ function sessionPlatform(libc: ResidentLibc, readiness: Readiness, handed: Hande
         } else if (peeked === -ENOTSOCK) want = 1;
         else if (peeked !== -EAGAIN && peeked !== -EINTR) return 0;
       }
-      const got = peeked < 0 && peeked !== -ENOTSOCK ? -EAGAIN : libc.read(ours, buffer, want);
+      const got = peeked < 0 && peeked !== -ENOTSOCK ? -EAGAIN : libc.readNow(ours, buffer, want);
       // What was looked at but not taken (the next line: a password, perhaps) is not kept.
       if (peeked > 0) buffer.fill(0, Math.max(got, 0), peeked);
       if (got >= 0) return got;

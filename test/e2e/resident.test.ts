@@ -192,6 +192,19 @@ print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in
     expect(nobody.out).toContain("client b''");
   });
 
+  test("the resident killed (SIGKILL): its workers end too, and leave nothing listening on its socket", async () => {
+    const socket = join(HERE, "orphans");
+    const resident = await startResident(socket);
+    servers.push(resident);
+    const workers = children(resident.pid!);
+    // The control: two workers, serving.
+    expect(workers.length).toBe(2);
+    const front = await server(socket);
+    expect((await converse(front, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
+    process.kill(resident.pid!, "SIGKILL");
+    expect(await eventually(() => workers.every((pid) => !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "latin1"))))).toBe(true);
+  });
+
   test("a worker killed mid-session: its sessions get -ERR [SYS/TEMP], the others go on", async () => {
     const socket = join(HERE, "killed");
     const resident = await startResident(socket);
