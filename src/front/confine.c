@@ -57,9 +57,6 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #endif
 
 /* The account the runtime runs as, by default; `make runtime-account` creates it. */
@@ -297,10 +294,30 @@ static void __attribute__((unused)) landlock_enforce(int ruleset)
 
 /* --- 4. seccomp ------------------------------------------------------------- */
 
+/*
+ * The kernel's interface (linux/seccomp.h, linux/filter.h, linux/audit.h),
+ * spelled here as Landlock's is: musl, the front's C library, has no
+ * headers for it.
+ */
+struct filter_instruction { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct filter_program { unsigned short len; struct filter_instruction *filter; };
+struct seccomp_call { int32_t nr; uint32_t arch; uint64_t instruction_pointer; uint64_t args[6]; };
+/* BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JGE|BPF_K, BPF_JMP|BPF_JSET|BPF_K, BPF_RET|BPF_K */
+#define LOAD_WORD 0x20
+#define JUMP_EQUAL 0x15
+#define JUMP_AT_LEAST 0x35
+#define JUMP_ANY_BIT 0x45
+#define RETURN 0x06
+#define SECCOMP_MODE_FILTER 1
+#define SECCOMP_ALLOW 0x7fff0000u
+#define SECCOMP_ERRNO 0x00050000u
+
 #if defined(__x86_64__)
-#define AUDIT_ARCH_HERE AUDIT_ARCH_X86_64
+/* EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE */
+#define AUDIT_ARCH_HERE 0xc000003eu
 #elif defined(__aarch64__)
-#define AUDIT_ARCH_HERE AUDIT_ARCH_AARCH64
+/* EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE */
+#define AUDIT_ARCH_HERE 0xc00000b7u
 #else
 #error "qmail-popup's seccomp filter knows x86_64 and aarch64"
 #endif
@@ -350,30 +367,30 @@ static const int SELF_ONLY[] = { SYS_kill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_
 /* A new process, but no new namespace. */
 #define NAMESPACES (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
-#define NR offsetof(struct seccomp_data, nr)
-#define ARCH offsetof(struct seccomp_data, arch)
+#define NR offsetof(struct seccomp_call, nr)
+#define ARCH offsetof(struct seccomp_call, arch)
 /* The low half of an argument (little-endian): what the kernel takes of an int. */
-#define ARG(i) offsetof(struct seccomp_data, args[i])
+#define ARG(i) offsetof(struct seccomp_call, args[i])
 
 /* 0 once the filter is on; -1 where the kernel (or qemu-user) has none. accepting: a resident's worker, which accepts on the socket it was given. */
 static int __attribute__((unused)) seccomp(int accepting)
 {
-  struct sock_filter program[256];
+  struct filter_instruction program[256];
   size_t n = 0;
   /* Jumps to the three answers at the end, patched once the end is known. */
   enum { TO_ALLOW = 1000, TO_DENY, TO_NOSYS };
   struct jump { size_t at; int jt, jf; } jump[256];
   size_t jumps = 0;
-#define STMT(code, k) (program[n++] = (struct sock_filter)BPF_STMT(code, k))
-#define JUMP(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0))
-#define JSET(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, k, 0, 0))
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARCH);
+#define STMT(code, k) (program[n++] = (struct filter_instruction){ code, 0, 0, k })
+#define JUMP(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct filter_instruction){ JUMP_EQUAL, 0, 0, k })
+#define JSET(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct filter_instruction){ JUMP_ANY_BIT, 0, 0, k })
+  STMT(LOAD_WORD, ARCH);
   JUMP(AUDIT_ARCH_HERE, 0, TO_DENY);
-  STMT(BPF_LD | BPF_W | BPF_ABS, NR);
+  STMT(LOAD_WORD, NR);
 #ifdef __x86_64__
   /* The x32 ABI's numbers: the same calls by other numbers. */
   jump[jumps++] = (struct jump){ n, TO_DENY, 0 };
-  program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 0);
+  program[n++] = (struct filter_instruction){ JUMP_AT_LEAST, 0, 0, 0x40000000 };
 #endif
   for (size_t i = 0; i < sizeof DENIED / sizeof DENIED[0]; i++)
     if (!accepting || (DENIED[i] != SYS_accept && DENIED[i] != SYS_accept4)) JUMP((unsigned)DENIED[i], TO_DENY, 0);
@@ -382,21 +399,21 @@ static int __attribute__((unused)) seccomp(int accepting)
   /* TIOCSTI: no typing into a terminal the runtime was given. */
   /* Each test below ends in an answer; the next is reached with the number still loaded. */
   JUMP(SYS_ioctl, 0, 2);
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARG(1));
+  STMT(LOAD_WORD, ARG(1));
   JUMP(TIOCSTI, TO_DENY, TO_ALLOW);
   JUMP(SYS_clone, 0, 2);
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARG(0));
+  STMT(LOAD_WORD, ARG(0));
   JSET(NAMESPACES, TO_DENY, TO_ALLOW);
   uint32_t self = (uint32_t)getpid();
   for (size_t i = 0; i < sizeof SELF_ONLY / sizeof SELF_ONLY[0]; i++) {
     JUMP((unsigned)SELF_ONLY[i], 0, 2);
-    STMT(BPF_LD | BPF_W | BPF_ABS, ARG(0));
+    STMT(LOAD_WORD, ARG(0));
     JUMP(self, TO_ALLOW, TO_DENY);
   }
   size_t allow_at = n;
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+  STMT(RETURN, SECCOMP_ALLOW);
+  STMT(RETURN, SECCOMP_ERRNO | EPERM);
+  STMT(RETURN, SECCOMP_ERRNO | ENOSYS);
   for (size_t i = 0; i < jumps; i++) {
     size_t at = jump[i].at;
     int targets[2] = { jump[i].jt, jump[i].jf };
@@ -406,9 +423,9 @@ static int __attribute__((unused)) seccomp(int accepting)
       if (t == 0) program[at].jt = (unsigned char)offset; else program[at].jf = (unsigned char)offset;
     }
   }
-  struct sock_fprog fprog = { .len = (unsigned short)n, .filter = program };
+  struct filter_program fprog = { .len = (unsigned short)n, .filter = program };
   /* A kernel without seccomp filters (or qemu-user, which emulates none): this wall is missing, as Landlock's may be. */
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0) return 0;
+  if (syscall(SYS_seccomp, SECCOMP_MODE_FILTER, 0, &fprog) == 0) return 0;
   if (errno != ENOSYS && errno != EINVAL) refuse("seccomp: ", strerror(errno));
   return -1;
 }
