@@ -108,13 +108,13 @@ static long parse_id(const char *s, size_t n)
   return confine_decimal(s, n, 0xfffffffeL);
 }
 
-/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time: under softlimit -m, this program has little room. */
+/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time, in small reads: under softlimit -m this program has little room, and each page of stack it touches stays with it while it waits. */
 static int account_ids(long *uid, long *gid)
 {
   int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
   if (fd == -1) return -1;
   static const char name[] = RUNTIME_ACCOUNT ":";
-  char line[1024], chunk[4096];
+  char line[1024], chunk[512];
   size_t length = 0, at = 0, got = 0;
   int found = -1, skipping = 0;
   for (;;) {

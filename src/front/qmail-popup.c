@@ -39,10 +39,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 #include "confine.h"
@@ -92,30 +93,48 @@ extern char **environ;
 /* How our launcher left SIGCHLD: we need it at its default to wait, the login program gets it back. */
 static struct sigaction launcher_sigchld;
 
-/* The file status flags (O_NONBLOCK) of each descriptor we inherited, as we found them; -1 where none. */
-static int inherited_flags[DESCRIPTOR_SCAN];
+/* The descriptors we inherited, and which of them were non-blocking as we found them: a bit each. */
+static unsigned char inherited[DESCRIPTOR_SCAN / 8], inherited_nonblocking[DESCRIPTOR_SCAN / 8];
+
+static int has_bit(const unsigned char *set, int fd) { return set[fd / 8] >> (fd % 8) & 1; }
+static void set_bit(unsigned char *set, int fd) { set[fd / 8] |= (unsigned char)(1 << (fd % 8)); }
+
+static void note_inherited(int fd)
+{
+  int flags = fcntl(fd, F_GETFL);
+  if (flags == -1) return;
+  set_bit(inherited, fd);
+  if (flags & O_NONBLOCK) set_bit(inherited_nonblocking, fd);
+}
 
 /*
  * Finds the descriptors we inherited (below DESCRIPTOR_SCAN) and their
- * flags: from /proc/self/fd where it is (a few system calls), else by
- * asking each number (a thousand).
+ * flags: from /proc/self/fd on Linux (a few system calls, read with
+ * getdents64 into our stack: opendir(3) would start malloc for it), else
+ * by asking each number (a thousand).
  */
 static void find_inherited(void)
 {
-  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = -1;
-  DIR *listing = opendir("/proc/self/fd");
-  if (!listing) {
-    for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = fcntl(fd, F_GETFL);
-    return;
+#ifdef __linux__
+  int listing = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing != -1) {
+    /* linux_dirent64: the kernel's, as getdents64(2) fills it. */
+    struct entry { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
+    char entries[1024] __attribute__((aligned(8)));
+    long got;
+    while ((got = syscall(SYS_getdents64, listing, entries, sizeof entries)) > 0)
+      for (long at = 0; at < got; at += ((struct entry *)(entries + at))->length) {
+        const char *name = ((struct entry *)(entries + at))->name;
+        long fd = confine_decimal(name, strlen(name), DESCRIPTOR_SCAN - 1);
+        if (fd != -1 && fd != listing) note_inherited((int)fd);
+      }
+    close(listing);
+    if (got == 0) return;
+    memset(inherited, 0, sizeof inherited);
+    memset(inherited_nonblocking, 0, sizeof inherited_nonblocking);
   }
-  int own = dirfd(listing);
-  for (struct dirent *entry; (entry = readdir(listing));) {
-    char *end;
-    long fd = strtol(entry->d_name, &end, 10);
-    if (*end || end == entry->d_name || fd < 0 || fd >= DESCRIPTOR_SCAN || fd == own) continue;
-    inherited_flags[fd] = fcntl((int)fd, F_GETFL);
-  }
-  closedir(listing);
+#endif
+  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) note_inherited(fd);
 }
 
 static const char TEMPORARY_REPLY[] = "-ERR [SYS/TEMP] unable to run qmail-popup\r\n";
@@ -170,11 +189,33 @@ static void wipe(void *p, size_t n)
 
 /* --- netstrings ---------------------------------------------------------- */
 
+/*
+ * The bytes of the control socket, each way in turn: our introduction, then
+ * what the runtime says (its plan whole). Static, not malloc's: a page of it
+ * costs nothing until written, and a front waiting for its plan has written
+ * one or two (an introduction larger than it grows into malloc's).
+ */
+static char control_bytes[MESSAGE_LIMIT];
+
 struct buffer {
   char *bytes;
   size_t length;
   size_t size;
+  /* How far bytes was ever written: what a wipe covers. */
+  size_t touched;
 };
+
+/* A buffer on control_bytes, of size bytes of it. */
+static struct buffer control_buffer(size_t size)
+{
+  return (struct buffer){ .bytes = control_bytes, .size = size };
+}
+
+static void wipe_buffer(struct buffer *b)
+{
+  wipe(b->bytes, b->touched);
+  b->touched = 0;
+}
 
 static int append(struct buffer *b, const char *bytes, size_t n)
 {
@@ -185,14 +226,16 @@ static int append(struct buffer *b, const char *bytes, size_t n)
     if (!grown) return -1;
     if (b->bytes) {
       memcpy(grown, b->bytes, b->length);
-      wipe(b->bytes, b->size);
-      free(b->bytes);
+      wipe_buffer(b);
+      if (b->bytes != control_bytes) free(b->bytes);
     }
     b->bytes = grown;
     b->size = size;
+    b->touched = b->length;
   }
   memcpy(b->bytes + b->length, bytes, n);
   b->length += n;
+  if (b->length > b->touched) b->touched = b->length;
   return 0;
 }
 
@@ -293,7 +336,7 @@ static int inherited_named(const char *name)
 {
   const char *v = getenv(name);
   int fd;
-  if (!v || descriptor(v, strlen(v), &fd) || inherited_flags[fd] == -1) return -1;
+  if (!v || descriptor(v, strlen(v), &fd) || !has_bit(inherited, fd)) return -1;
   return fd;
 }
 
@@ -606,10 +649,9 @@ static void exec_runtime(const char *path, int control)
 static void restore_inherited_flags(void)
 {
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    if (inherited_flags[fd] == -1) continue;
-    int flags = fcntl(fd, F_GETFL);
-    if (flags != -1 && (flags & O_NONBLOCK) != (inherited_flags[fd] & O_NONBLOCK))
-      fcntl(fd, F_SETFL, (flags & ~O_NONBLOCK) | (inherited_flags[fd] & O_NONBLOCK));
+    if (!has_bit(inherited, fd)) continue;
+    int flags = fcntl(fd, F_GETFL), nonblocking = has_bit(inherited_nonblocking, fd) ? O_NONBLOCK : 0;
+    if (flags != -1 && (flags & O_NONBLOCK) != nonblocking) fcntl(fd, F_SETFL, (flags & ~O_NONBLOCK) | nonblocking);
   }
 }
 
@@ -637,7 +679,7 @@ static int introduce(struct buffer *b, int argc, char **argv, int timeout)
   if (netstring(b, "pid", pid, strlen(pid))) return -1;
   find_inherited();
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    if (inherited_flags[fd] == -1) continue;
+    if (!has_bit(inherited, fd)) continue;
     const char *number = decimal(fd, text);
     if (netstring(b, "open", number, strlen(number))) return -1;
   }
@@ -679,8 +721,8 @@ static char **login_environment(const struct plan *plan)
   return env;
 }
 
-/* execvp(3)'s search, but no fallback to /bin/sh for a file the kernel refuses. */
-static int exec_login(char **argv, char **env)
+/* execvp(3)'s search, but no fallback to /bin/sh for a file the kernel refuses. Not inlined: its PATH_MAX of stack is the login's child's, not every front's. */
+static __attribute__((noinline)) int exec_login(char **argv, char **env)
 {
   const char *file = argv[0];
   if (!*file) return ENOENT;
@@ -925,6 +967,7 @@ static void listen_to(int control, pid_t session, struct buffer *said, struct pl
     if (n == -1 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return;
     said->length += (size_t)n;
+    if (said->length > said->touched) said->touched = said->length;
     for (;;) {
       const char *item;
       size_t length;
@@ -964,7 +1007,7 @@ static int start_runtime(const char *runtime, struct buffer *introduction, pid_t
   if (*session == 0) exec_runtime(runtime, control[1]);
   close(control[1]);
   write_all(control[0], introduction->bytes, introduction->length, timeout);
-  wipe(introduction->bytes, introduction->size);
+  wipe_buffer(introduction);
   return control[0];
 }
 
@@ -986,14 +1029,13 @@ static int report_versions(const char *runtime)
   /* IDENTITY itself, never a copy (a compiler turns a copy of a constant into immediate stores of its bytes): strings(1) finds "qmail-popup VERSION" once in this program. */
   write_all(1, IDENTITY, sizeof IDENTITY - 1, DEFAULT_TIMEOUT);
   write_all(1, "\n", 1, DEFAULT_TIMEOUT);
-  struct buffer query = { 0 }, said = { 0 };
+  struct buffer query = control_buffer(MESSAGE_LIMIT), said = control_buffer(4096);
   struct plan plan = { .end = -1 };
   struct hearing heard = { 0 };
   pid_t session = -1;
   int control = -1, status = 0;
   if (!runtime) say("unable to find ", RUNTIME_NAME, NULL);
-  else if (netstring(&query, "version", VERSION, strlen(VERSION)) || netstring(&query, "query", "version", 7)
-           || !(said.bytes = malloc(said.size = 4096)))
+  else if (netstring(&query, "version", VERSION, strlen(VERSION)) || netstring(&query, "query", "version", 7))
     say("out of memory", NULL);
   else if ((control = start_runtime(runtime, &query, &session, DEFAULT_TIMEOUT)) != -1) {
     listen_to(control, session, &said, &plan, "", VERSION_QUERY_SECONDS * 1000LL, &heard);
@@ -1025,10 +1067,9 @@ int main(int argc, char **argv)
   if (!runtime) return temporary_failure(1, "unable to find ", RUNTIME_NAME);
 
   int timeout = timeout_of(getenv("POP3TIMEOUT"));
-  struct buffer introduction = { 0 };
-  struct buffer said = { 0 };
-  if (introduce(&introduction, argc, argv, timeout) || !(said.bytes = malloc(said.size = MESSAGE_LIMIT)))
-    return temporary_failure(1, "out of memory", "");
+  /* The introduction, then (once it is sent and wiped) what the runtime says, in control_bytes. */
+  struct buffer introduction = control_buffer(MESSAGE_LIMIT), said = control_buffer(MESSAGE_LIMIT);
+  if (introduce(&introduction, argc, argv, timeout)) return temporary_failure(1, "out of memory", "");
 
   /* Resident mode: the connection handed to a runtime already running, or ours started as ever. */
   pid_t session = -1;
@@ -1040,7 +1081,7 @@ int main(int argc, char **argv)
     if (control != -1 && resident_hand_over(control) == 0) {
       /* From here the connection is the resident's: a failure is the session's, never a second greeting. */
       write_all(control, introduction.bytes, introduction.length, timeout);
-      wipe(introduction.bytes, introduction.size);
+      wipe_buffer(&introduction);
     } else {
       if (control != -1) { say("resident ", resident, ": unable to hand over the connection", NULL); close(control); control = -1; }
       if (only && *only) return temporary_failure(1, "QMAIL_POPUP_RESIDENT_ONLY is set: no runtime of our own", "");
@@ -1062,7 +1103,7 @@ int main(int argc, char **argv)
     return temporary_failure(plan.client, "the resident runtime ended the session without a plan or an end", "");
 
   if (!plan.complete || heard.refused || heard.wedged || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    wipe(said.bytes, said.size);
+    wipe_buffer(&said);
     char text[24];
     if (plan.phase == VERSION_FIRST && heard.refused && heard.version[0]) return temporary_failure(plan.client, version_problem, "");
     if (plan.phase == VERSION_FIRST) {
@@ -1092,6 +1133,6 @@ int main(int argc, char **argv)
     write_all(plan.output, plan.reply[outcome], plan.reply_length[outcome], plan.timeout);
   if (plan.line[outcome] && plan.line_length[outcome] > 0)
     write_log_line(plan.line[outcome], plan.line_length[outcome], plan.timeout);
-  wipe(said.bytes, said.size);
+  wipe_buffer(&said);
   return outcome == ACCEPT ? 0 : 1;
 }
