@@ -320,13 +320,8 @@ static int has_key(const char *item, size_t length, const char *key, const char 
 /* A descriptor number as we write them: decimal, no sign, no leading zero, below DESCRIPTOR_SCAN. */
 static int descriptor(const char *v, size_t n, int *out)
 {
-  long x = 0;
-  if (n == 0 || n > 4 || (n > 1 && v[0] == '0')) return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i] < '0' || v[i] > '9') return -1;
-    x = x * 10 + (v[i] - '0');
-  }
-  if (x >= DESCRIPTOR_SCAN) return -1;
+  long x = confine_decimal(v, n, DESCRIPTOR_SCAN - 1);
+  if (x == -1 || (n > 1 && v[0] == '0')) return -1;
   *out = (int)x;
   return 0;
 }
@@ -371,13 +366,14 @@ static int address(const char *v, size_t n)
 /* A port: decimal, no leading zero, at most 65535. */
 static int port(const char *v, size_t n)
 {
-  long x = 0;
-  if (n == 0 || n > 5 || (n > 1 && v[0] == '0')) return 0;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i] < '0' || v[i] > '9') return 0;
-    x = x * 10 + (v[i] - '0');
-  }
-  return x <= 65535;
+  return confine_decimal(v, n, 65535) != -1 && !(n > 1 && v[0] == '0');
+}
+
+/* A number an administrator set, past its leading zeros (one kept for 0): confine_decimal reads ten digits at most. */
+static const char *significant(const char *text)
+{
+  while (text[0] == '0' && text[1]) text++;
+  return text;
 }
 
 /* Why an env= or unset= item is refused, or NULL: see doc/control-protocol.md, "The plan". */
@@ -658,14 +654,13 @@ static void restore_inherited_flags(void)
 /* POP3TIMEOUT, read here once: the runtime gets the number in the introduction. */
 static int timeout_of(const char *text)
 {
-  long seconds = 0;
   if (!text || !*text) return DEFAULT_TIMEOUT;
-  for (const char *p = text; *p; p++) {
-    if (*p < '0' || *p > '9') return DEFAULT_TIMEOUT;
-    if (seconds <= MAXIMUM_TIMEOUT) seconds = seconds * 10 + (*p - '0');
-  }
-  if (seconds == 0) return DEFAULT_TIMEOUT;
-  return seconds > MAXIMUM_TIMEOUT ? MAXIMUM_TIMEOUT : (int)seconds;
+  const char *value = significant(text);
+  size_t n = strlen(value);
+  long seconds = confine_decimal(value, n, MAXIMUM_TIMEOUT);
+  /* Digits all, but above the maximum: the maximum, not a refusal. */
+  if (seconds == -1 && strspn(value, "0123456789") == n) return MAXIMUM_TIMEOUT;
+  return seconds <= 0 ? DEFAULT_TIMEOUT : (int)seconds;
 }
 
 /* What we tell the runtime: our version, POP3TIMEOUT, our pid, which descriptors we inherited, our arguments and environment. */
@@ -836,10 +831,9 @@ static void delay_failure(void)
 {
   const char *text = getenv("QMAIL_POPUP_FAILURE_DELAY");
   if (!text || !*text) return;
-  long seconds = 0;
-  for (const char *p = text; *p && seconds <= FAILURE_DELAY_LIMIT; p++)
-    seconds = *p >= '0' && *p <= '9' ? seconds * 10 + (*p - '0') : FAILURE_DELAY_LIMIT + 1;
-  if (seconds > FAILURE_DELAY_LIMIT) {
+  const char *value = significant(text);
+  long seconds = confine_decimal(value, strlen(value), FAILURE_DELAY_LIMIT);
+  if (seconds == -1) {
     say("QMAIL_POPUP_FAILURE_DELAY is not a number of seconds from 0 to 60: no delay", NULL);
     return;
   }
