@@ -68,10 +68,10 @@ endef
 # The C compilers: this host's (all make demo needs), and arm64's; the
 # front's C library, musl, for both (arm64's from Debian's multiarch archive).
 host-build-deps:
-	$(call apt_install,gcc libc6-dev musl-dev,--no-install-recommends)
+	$(call apt_install,gcc libc6-dev musl-dev:$(shell dpkg --print-architecture),--no-install-recommends)
 
 build-deps: host-build-deps
-	@dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	@[ "$$(dpkg --print-architecture)" = arm64 ] || dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 	$(call apt_install,gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-dev:arm64,--no-install-recommends)
 
 node_modules/.package-lock.json: package.json package-lock.json
