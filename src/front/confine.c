@@ -89,6 +89,29 @@ static void refuse(const char *what, const char *why)
   _exit(111);
 }
 
+/*
+ * strerror(3) in glibc's words where musl's differ, for the errors this
+ * program's calls can meet (fork, pipes and sockets, execve, a write to fd 5,
+ * waitpid, /proc, the confinement's): its lines on fd 2 read as they did
+ * when it was linked with glibc ("Out of memory" was "Cannot allocate memory").
+ */
+const char *error_text(int e)
+{
+  static const struct { int number; const char *text; } GLIBC[] = {
+    { ENOMEM, "Cannot allocate memory" }, { EMFILE, "Too many open files" }, { EIO, "Input/output error" },
+    { ELIBBAD, "Accessing a corrupted shared library" }, { ELOOP, "Too many levels of symbolic links" },
+    { ENAMETOOLONG, "File name too long" }, { ECHILD, "No child processes" }, { EDQUOT, "Disk quota exceeded" },
+    { EBUSY, "Device or resource busy" }, { EOPNOTSUPP, "Operation not supported" }, { EXDEV, "Invalid cross-device link" },
+    { ENOTSOCK, "Socket operation on non-socket" }, { ENOTCONN, "Transport endpoint is not connected" },
+    { ETIMEDOUT, "Connection timed out" }, { EOVERFLOW, "Value too large for defined data type" },
+    { ENOTTY, "Inappropriate ioctl for device" }, { ESPIPE, "Illegal seek" }, { EMSGSIZE, "Message too long" },
+    { EUCLEAN, "Structure needs cleaning" },
+  };
+  for (size_t i = 0; i < sizeof GLIBC / sizeof GLIBC[0]; i++)
+    if (GLIBC[i].number == e) return GLIBC[i].text;
+  return strerror(e);
+}
+
 /* --- 1. identity ------------------------------------------------------------ */
 
 long confine_decimal(const char *s, size_t n, long limit)
@@ -177,17 +200,17 @@ static void become(uid_t uid, gid_t gid)
   for (unsigned long cap = 0;; cap++) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
     if (errno == EINVAL && cap > 0) break;
-    refuse("PR_CAPBSET_DROP: ", strerror(errno));
+    refuse("PR_CAPBSET_DROP: ", error_text(errno));
   }
 #endif
   /* A real gid that owns nothing and is not the effective one: see 2. above. */
   gid_t real = gid == NOGROUP ? NOGROUP - 1 : NOGROUP;
-  if (setgroups(0, NULL) == -1) refuse("setgroups: ", strerror(errno));
-  if (setresgid(real, gid, gid) == -1) refuse("setresgid: ", strerror(errno));
-  if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", strerror(errno));
+  if (setgroups(0, NULL) == -1) refuse("setgroups: ", error_text(errno));
+  if (setresgid(real, gid, gid) == -1) refuse("setresgid: ", error_text(errno));
+  if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", error_text(errno));
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
-  if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) refuse("getresuid: ", strerror(errno));
+  if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) refuse("getresuid: ", error_text(errno));
   if (ru != uid || eu != uid || su != uid || rg != real || eg != gid || sg != gid || getgroups(0, NULL) != 0)
     refuse("the ids did not change as asked", "");
   if (setresuid(0, 0, 0) != -1 || setresgid(0, 0, 0) != -1) refuse("root could be regained", "");
@@ -200,7 +223,7 @@ static void __attribute__((unused)) no_file_growth(void)
   for (int fd = 2; fd <= 5; fd += 3)
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return;
   struct rlimit none = { 0, 0 };
-  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", strerror(errno));
+  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", error_text(errno));
 }
 
 #ifdef __linux__
@@ -251,7 +274,7 @@ static void allow(int ruleset, const char *path, uint64_t more)
   struct stat st;
   struct landlock_path rule = { .allowed_access = LL_READ_FILE | LL_EXECUTE | more, .parent_fd = fd };
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) rule.allowed_access |= LL_READ_DIR;
-  if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) == -1) refuse("landlock_add_rule: ", strerror(errno));
+  if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) == -1) refuse("landlock_add_rule: ", error_text(errno));
   close(fd);
 }
 
@@ -272,7 +295,7 @@ static int __attribute__((unused)) landlock_rules(const char *runtime)
   if (abi >= 5) attr.handled_access_fs |= LL_IOCTL_DEV;
   if (abi >= 6) { attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL; size = sizeof attr; }
   int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-  if (ruleset == -1) refuse("landlock_create_ruleset: ", strerror(errno));
+  if (ruleset == -1) refuse("landlock_create_ruleset: ", error_text(errno));
   for (size_t i = 0; i < sizeof READABLE / sizeof READABLE[0]; i++) allow(ruleset, READABLE[i], 0);
   /* Where fd 2 is closed, Bun and Node open /dev/null in its place, for reading and writing. */
   allow(ruleset, "/dev/null", LL_WRITE_FILE);
@@ -288,7 +311,7 @@ static int __attribute__((unused)) landlock_rules(const char *runtime)
 static void __attribute__((unused)) landlock_enforce(int ruleset)
 {
   if (ruleset == -1) return;
-  if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) refuse("landlock_restrict_self: ", strerror(errno));
+  if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) refuse("landlock_restrict_self: ", error_text(errno));
   close(ruleset);
 }
 
@@ -426,7 +449,7 @@ static int __attribute__((unused)) seccomp(int accepting)
   struct filter_program fprog = { .len = (unsigned short)n, .filter = program };
   /* A kernel without seccomp filters (or qemu-user, which emulates none): this wall is missing, as Landlock's may be. */
   if (syscall(SYS_seccomp, SECCOMP_MODE_FILTER, 0, &fprog) == 0) return 0;
-  if (errno != ENOSYS && errno != EINVAL) refuse("seccomp: ", strerror(errno));
+  if (errno != ENOSYS && errno != EINVAL) refuse("seccomp: ", error_text(errno));
   return -1;
 }
 
@@ -452,7 +475,7 @@ static void confine(const char *runtime, int listening)
   }
 #ifdef __linux__
   /* The change of ids cleared it: the runtime does not outlive the front (where exec keeps it: started as non-root). */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", strerror(errno));
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", error_text(errno));
 #endif
   if (getppid() != front) _exit(111);
   /*
@@ -460,10 +483,10 @@ static void confine(const char *runtime, int listening)
    * with SO_PEERCRED (the socket was bound by root, which a front would
    * otherwise see); listen(2) is denied from here on.
    */
-  if (listening != -1 && listen(listening, SOMAXCONN) == -1) refuse("listen: ", strerror(errno));
+  if (listening != -1 && listen(listening, SOMAXCONN) == -1) refuse("listen: ", error_text(errno));
 #ifndef QMAIL_POPUP_UNCONFINED
 #ifdef __linux__
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", strerror(errno));
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", error_text(errno));
   landlock_enforce(ruleset);
   int filtered = seccomp(listening != -1);
   /*

@@ -141,6 +141,18 @@ static const char TEMPORARY_REPLY[] = "-ERR [SYS/TEMP] unable to run qmail-popup
 
 /* --- output -------------------------------------------------------------- */
 
+/* strsignal(3) in glibc's words where musl's differ (SIGFPE, SIGCHLD, the real-time signals), in a buffer of the caller's. */
+static const char *decimal(long n, char text[24]);
+static const char *signal_text(int number, char text[40])
+{
+  if (number == SIGFPE) return "Floating point exception";
+  if (number == SIGCHLD) return "Child exited";
+  if (number < 32 || number > 64) return strsignal(number);
+  char digits[24];
+  strcpy(text, number < 34 ? "Unknown signal " : "Real-time signal ");
+  return strcat(text, decimal(number < 34 ? number : number - 34, digits));
+}
+
 /* One line on fd 2, the operator's log, from the strings given (NULL ends them). */
 static void say(const char *first, ...)
 {
@@ -628,7 +640,7 @@ static void exec_runtime(const char *path, int control)
   sigprocmask(SIG_SETMASK, &none, NULL);
   int fd = fcntl(control, F_DUPFD, 3);
   if (fd == -1) {
-    say("unable to pass the control socket: ", strerror(errno), NULL);
+    say("unable to pass the control socket: ", error_text(errno), NULL);
     _exit(111);
   }
   confine_runtime(path);
@@ -637,7 +649,7 @@ static void exec_runtime(const char *path, int control)
   char *argv[] = { RUNTIME_NAME, (char *)decimal(fd, text), NULL };
   char *envp[] = { NULL };
   execve(path, argv, envp);
-  say("unable to run ", path, ": ", strerror(errno), NULL);
+  say("unable to run ", path, ": ", error_text(errno), NULL);
   _exit(111);
 }
 
@@ -763,10 +775,10 @@ static enum outcome run_login(char **argv, struct plan *plan)
   char **env = login_environment(plan);
   int credentials[2], report[2];
   if (!env) { say("unable to run ", argv[0], ": out of memory", NULL); return UNRUNNABLE; }
-  if (pipe2(credentials, O_CLOEXEC) == -1) { say("unable to make a pipe: ", strerror(errno), NULL); return UNRUNNABLE; }
-  if (pipe2(report, O_CLOEXEC) == -1) { say("unable to make a pipe: ", strerror(errno), NULL); return UNRUNNABLE; }
+  if (pipe2(credentials, O_CLOEXEC) == -1) { say("unable to make a pipe: ", error_text(errno), NULL); return UNRUNNABLE; }
+  if (pipe2(report, O_CLOEXEC) == -1) { say("unable to make a pipe: ", error_text(errno), NULL); return UNRUNNABLE; }
   pid_t child = fork();
-  if (child == -1) { say("unable to fork: ", strerror(errno), NULL); return UNRUNNABLE; }
+  if (child == -1) { say("unable to fork: ", error_text(errno), NULL); return UNRUNNABLE; }
   if (child == 0) {
     /* The C program restores SIGPIPE's default; SIGCHLD is the launcher's again. */
     signal(SIGPIPE, SIG_DFL);
@@ -801,9 +813,9 @@ static enum outcome run_login(char **argv, struct plan *plan)
   wipe((void *)plan->credentials, plan->credentials_length);
   int status;
   while (waitpid(child, &status, 0) == -1)
-    if (errno != EINTR) { say("unable to wait for ", argv[0], ": ", strerror(errno), NULL); return TEMPORARY; }
+    if (errno != EINTR) { say("unable to wait for ", argv[0], ": ", error_text(errno), NULL); return TEMPORARY; }
   if (got == sizeof error) {
-    say("unable to run ", argv[0], ": ", strerror(error), NULL);
+    say("unable to run ", argv[0], ": ", error_text(error), NULL);
     return UNRUNNABLE;
   }
   /*
@@ -812,10 +824,10 @@ static enum outcome run_login(char **argv, struct plan *plan)
    * program does not pass for password guessing. A wrong password (exit 1)
    * gets no line here: fd 5 has it.
    */
-  char pid[24], signal_number[24];
+  char pid[24], signal_number[24], signal_name[40];
   if (WIFSIGNALED(status))
     say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " was killed by signal ",
-        decimal(WTERMSIG(status), signal_number), " (", strsignal(WTERMSIG(status)), ")", NULL);
+        decimal(WTERMSIG(status), signal_number), " (", signal_text(WTERMSIG(status), signal_name), ")", NULL);
   else if (WIFEXITED(status) && WEXITSTATUS(status) == 111)
     say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " exited 111: a temporary failure", NULL);
   return outcome_of(status);
@@ -848,7 +860,7 @@ static void write_log_line(const char *line, size_t length, int timeout)
   if (write_all(5, line, length, timeout) == 0) return;
   char pid[24], seconds[24];
   if (errno)
-    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", strerror(errno), NULL);
+    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", error_text(errno), NULL);
   else
     say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: no room in it for ",
         decimal(timeout, seconds), " seconds: line dropped", NULL);
@@ -864,7 +876,7 @@ static void require_proc(void)
 {
 #ifdef __linux__
   if (access("/proc/self/exe", F_OK) == 0) return;
-  say("/proc is not mounted (/proc/self/exe: ", strerror(errno), "): the runtime needs it", NULL);
+  say("/proc is not mounted (/proc/self/exe: ", error_text(errno), "): the runtime needs it", NULL);
   write_all(1, TEMPORARY_REPLY, sizeof TEMPORARY_REPLY - 1, DEFAULT_TIMEOUT);
   _exit(1);
 #endif
@@ -993,11 +1005,11 @@ static int start_runtime(const char *runtime, struct buffer *introduction, pid_t
 {
   int control[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) == -1) {
-    say("unable to make a socket pair: ", strerror(errno), NULL);
+    say("unable to make a socket pair: ", error_text(errno), NULL);
     return -1;
   }
   *session = fork();
-  if (*session == -1) { say("unable to fork: ", strerror(errno), NULL); return -1; }
+  if (*session == -1) { say("unable to fork: ", error_text(errno), NULL); return -1; }
   if (*session == 0) exec_runtime(runtime, control[1]);
   close(control[1]);
   write_all(control[0], introduction->bytes, introduction->length, timeout);
