@@ -57,9 +57,6 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #endif
 
 /* The account the runtime runs as, by default; `make runtime-account` creates it. */
@@ -92,6 +89,29 @@ static void refuse(const char *what, const char *why)
   _exit(111);
 }
 
+/*
+ * strerror(3) in glibc's words where musl's differ, for the errors this
+ * program's calls can meet (fork, pipes and sockets, execve, a write to fd 5,
+ * waitpid, /proc, the confinement's): its lines on fd 2 read as they did
+ * when it was linked with glibc ("Out of memory" was "Cannot allocate memory").
+ */
+const char *error_text(int e)
+{
+  static const struct { int number; const char *text; } GLIBC[] = {
+    { ENOMEM, "Cannot allocate memory" }, { EMFILE, "Too many open files" }, { EIO, "Input/output error" },
+    { ELIBBAD, "Accessing a corrupted shared library" }, { ELOOP, "Too many levels of symbolic links" },
+    { ENAMETOOLONG, "File name too long" }, { ECHILD, "No child processes" }, { EDQUOT, "Disk quota exceeded" },
+    { EBUSY, "Device or resource busy" }, { EOPNOTSUPP, "Operation not supported" }, { EXDEV, "Invalid cross-device link" },
+    { ENOTSOCK, "Socket operation on non-socket" }, { ENOTCONN, "Transport endpoint is not connected" },
+    { ETIMEDOUT, "Connection timed out" }, { EOVERFLOW, "Value too large for defined data type" },
+    { ENOTTY, "Inappropriate ioctl for device" }, { ESPIPE, "Illegal seek" }, { EMSGSIZE, "Message too long" },
+    { EUCLEAN, "Structure needs cleaning" },
+  };
+  for (size_t i = 0; i < sizeof GLIBC / sizeof GLIBC[0]; i++)
+    if (GLIBC[i].number == e) return GLIBC[i].text;
+  return strerror(e);
+}
+
 /* --- 1. identity ------------------------------------------------------------ */
 
 long confine_decimal(const char *s, size_t n, long limit)
@@ -111,13 +131,13 @@ static long parse_id(const char *s, size_t n)
   return confine_decimal(s, n, 0xfffffffeL);
 }
 
-/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time: under softlimit -m, this program has little room. */
+/* The uid and gid of RUNTIME_ACCOUNT in /etc/passwd; 0 if found. Read a line at a time, in small reads: under softlimit -m this program has little room, and each page of stack it touches stays with it while it waits. */
 static int account_ids(long *uid, long *gid)
 {
   int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
   if (fd == -1) return -1;
   static const char name[] = RUNTIME_ACCOUNT ":";
-  char line[1024], chunk[4096];
+  char line[1024], chunk[512];
   size_t length = 0, at = 0, got = 0;
   int found = -1, skipping = 0;
   for (;;) {
@@ -180,17 +200,17 @@ static void become(uid_t uid, gid_t gid)
   for (unsigned long cap = 0;; cap++) {
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
     if (errno == EINVAL && cap > 0) break;
-    refuse("PR_CAPBSET_DROP: ", strerror(errno));
+    refuse("PR_CAPBSET_DROP: ", error_text(errno));
   }
 #endif
   /* A real gid that owns nothing and is not the effective one: see 2. above. */
   gid_t real = gid == NOGROUP ? NOGROUP - 1 : NOGROUP;
-  if (setgroups(0, NULL) == -1) refuse("setgroups: ", strerror(errno));
-  if (setresgid(real, gid, gid) == -1) refuse("setresgid: ", strerror(errno));
-  if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", strerror(errno));
+  if (setgroups(0, NULL) == -1) refuse("setgroups: ", error_text(errno));
+  if (setresgid(real, gid, gid) == -1) refuse("setresgid: ", error_text(errno));
+  if (setresuid(uid, uid, uid) == -1) refuse("setresuid: ", error_text(errno));
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
-  if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) refuse("getresuid: ", strerror(errno));
+  if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) refuse("getresuid: ", error_text(errno));
   if (ru != uid || eu != uid || su != uid || rg != real || eg != gid || sg != gid || getgroups(0, NULL) != 0)
     refuse("the ids did not change as asked", "");
   if (setresuid(0, 0, 0) != -1 || setresgid(0, 0, 0) != -1) refuse("root could be regained", "");
@@ -203,7 +223,7 @@ static void __attribute__((unused)) no_file_growth(void)
   for (int fd = 2; fd <= 5; fd += 3)
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return;
   struct rlimit none = { 0, 0 };
-  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", strerror(errno));
+  if (setrlimit(RLIMIT_FSIZE, &none) == -1) refuse("RLIMIT_FSIZE: ", error_text(errno));
 }
 
 #ifdef __linux__
@@ -254,7 +274,7 @@ static void allow(int ruleset, const char *path, uint64_t more)
   struct stat st;
   struct landlock_path rule = { .allowed_access = LL_READ_FILE | LL_EXECUTE | more, .parent_fd = fd };
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) rule.allowed_access |= LL_READ_DIR;
-  if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) == -1) refuse("landlock_add_rule: ", strerror(errno));
+  if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) == -1) refuse("landlock_add_rule: ", error_text(errno));
   close(fd);
 }
 
@@ -275,7 +295,7 @@ static int __attribute__((unused)) landlock_rules(const char *runtime)
   if (abi >= 5) attr.handled_access_fs |= LL_IOCTL_DEV;
   if (abi >= 6) { attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL; size = sizeof attr; }
   int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-  if (ruleset == -1) refuse("landlock_create_ruleset: ", strerror(errno));
+  if (ruleset == -1) refuse("landlock_create_ruleset: ", error_text(errno));
   for (size_t i = 0; i < sizeof READABLE / sizeof READABLE[0]; i++) allow(ruleset, READABLE[i], 0);
   /* Where fd 2 is closed, Bun and Node open /dev/null in its place, for reading and writing. */
   allow(ruleset, "/dev/null", LL_WRITE_FILE);
@@ -291,16 +311,36 @@ static int __attribute__((unused)) landlock_rules(const char *runtime)
 static void __attribute__((unused)) landlock_enforce(int ruleset)
 {
   if (ruleset == -1) return;
-  if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) refuse("landlock_restrict_self: ", strerror(errno));
+  if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) refuse("landlock_restrict_self: ", error_text(errno));
   close(ruleset);
 }
 
 /* --- 4. seccomp ------------------------------------------------------------- */
 
+/*
+ * The kernel's interface (linux/seccomp.h, linux/filter.h, linux/audit.h),
+ * spelled here as Landlock's is: musl, the front's C library, has no
+ * headers for it.
+ */
+struct filter_instruction { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct filter_program { unsigned short len; struct filter_instruction *filter; };
+struct seccomp_call { int32_t nr; uint32_t arch; uint64_t instruction_pointer; uint64_t args[6]; };
+/* BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JGE|BPF_K, BPF_JMP|BPF_JSET|BPF_K, BPF_RET|BPF_K */
+#define LOAD_WORD 0x20
+#define JUMP_EQUAL 0x15
+#define JUMP_AT_LEAST 0x35
+#define JUMP_ANY_BIT 0x45
+#define RETURN 0x06
+#define SECCOMP_MODE_FILTER 1
+#define SECCOMP_ALLOW 0x7fff0000u
+#define SECCOMP_ERRNO 0x00050000u
+
 #if defined(__x86_64__)
-#define AUDIT_ARCH_HERE AUDIT_ARCH_X86_64
+/* EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE */
+#define AUDIT_ARCH_HERE 0xc000003eu
 #elif defined(__aarch64__)
-#define AUDIT_ARCH_HERE AUDIT_ARCH_AARCH64
+/* EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE */
+#define AUDIT_ARCH_HERE 0xc00000b7u
 #else
 #error "qmail-popup's seccomp filter knows x86_64 and aarch64"
 #endif
@@ -350,30 +390,30 @@ static const int SELF_ONLY[] = { SYS_kill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_
 /* A new process, but no new namespace. */
 #define NAMESPACES (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
-#define NR offsetof(struct seccomp_data, nr)
-#define ARCH offsetof(struct seccomp_data, arch)
+#define NR offsetof(struct seccomp_call, nr)
+#define ARCH offsetof(struct seccomp_call, arch)
 /* The low half of an argument (little-endian): what the kernel takes of an int. */
-#define ARG(i) offsetof(struct seccomp_data, args[i])
+#define ARG(i) offsetof(struct seccomp_call, args[i])
 
 /* 0 once the filter is on; -1 where the kernel (or qemu-user) has none. accepting: a resident's worker, which accepts on the socket it was given. */
 static int __attribute__((unused)) seccomp(int accepting)
 {
-  struct sock_filter program[256];
+  struct filter_instruction program[256];
   size_t n = 0;
   /* Jumps to the three answers at the end, patched once the end is known. */
   enum { TO_ALLOW = 1000, TO_DENY, TO_NOSYS };
   struct jump { size_t at; int jt, jf; } jump[256];
   size_t jumps = 0;
-#define STMT(code, k) (program[n++] = (struct sock_filter)BPF_STMT(code, k))
-#define JUMP(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0))
-#define JSET(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, k, 0, 0))
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARCH);
+#define STMT(code, k) (program[n++] = (struct filter_instruction){ code, 0, 0, k })
+#define JUMP(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct filter_instruction){ JUMP_EQUAL, 0, 0, k })
+#define JSET(k, jt, jf) (jump[jumps++] = (struct jump){ n, jt, jf }, program[n++] = (struct filter_instruction){ JUMP_ANY_BIT, 0, 0, k })
+  STMT(LOAD_WORD, ARCH);
   JUMP(AUDIT_ARCH_HERE, 0, TO_DENY);
-  STMT(BPF_LD | BPF_W | BPF_ABS, NR);
+  STMT(LOAD_WORD, NR);
 #ifdef __x86_64__
   /* The x32 ABI's numbers: the same calls by other numbers. */
   jump[jumps++] = (struct jump){ n, TO_DENY, 0 };
-  program[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 0);
+  program[n++] = (struct filter_instruction){ JUMP_AT_LEAST, 0, 0, 0x40000000 };
 #endif
   for (size_t i = 0; i < sizeof DENIED / sizeof DENIED[0]; i++)
     if (!accepting || (DENIED[i] != SYS_accept && DENIED[i] != SYS_accept4)) JUMP((unsigned)DENIED[i], TO_DENY, 0);
@@ -382,21 +422,21 @@ static int __attribute__((unused)) seccomp(int accepting)
   /* TIOCSTI: no typing into a terminal the runtime was given. */
   /* Each test below ends in an answer; the next is reached with the number still loaded. */
   JUMP(SYS_ioctl, 0, 2);
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARG(1));
+  STMT(LOAD_WORD, ARG(1));
   JUMP(TIOCSTI, TO_DENY, TO_ALLOW);
   JUMP(SYS_clone, 0, 2);
-  STMT(BPF_LD | BPF_W | BPF_ABS, ARG(0));
+  STMT(LOAD_WORD, ARG(0));
   JSET(NAMESPACES, TO_DENY, TO_ALLOW);
   uint32_t self = (uint32_t)getpid();
   for (size_t i = 0; i < sizeof SELF_ONLY / sizeof SELF_ONLY[0]; i++) {
     JUMP((unsigned)SELF_ONLY[i], 0, 2);
-    STMT(BPF_LD | BPF_W | BPF_ABS, ARG(0));
+    STMT(LOAD_WORD, ARG(0));
     JUMP(self, TO_ALLOW, TO_DENY);
   }
   size_t allow_at = n;
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-  STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+  STMT(RETURN, SECCOMP_ALLOW);
+  STMT(RETURN, SECCOMP_ERRNO | EPERM);
+  STMT(RETURN, SECCOMP_ERRNO | ENOSYS);
   for (size_t i = 0; i < jumps; i++) {
     size_t at = jump[i].at;
     int targets[2] = { jump[i].jt, jump[i].jf };
@@ -406,10 +446,10 @@ static int __attribute__((unused)) seccomp(int accepting)
       if (t == 0) program[at].jt = (unsigned char)offset; else program[at].jf = (unsigned char)offset;
     }
   }
-  struct sock_fprog fprog = { .len = (unsigned short)n, .filter = program };
+  struct filter_program fprog = { .len = (unsigned short)n, .filter = program };
   /* A kernel without seccomp filters (or qemu-user, which emulates none): this wall is missing, as Landlock's may be. */
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0) return 0;
-  if (errno != ENOSYS && errno != EINVAL) refuse("seccomp: ", strerror(errno));
+  if (syscall(SYS_seccomp, SECCOMP_MODE_FILTER, 0, &fprog) == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL) refuse("seccomp: ", error_text(errno));
   return -1;
 }
 
@@ -435,7 +475,7 @@ static void confine(const char *runtime, int listening)
   }
 #ifdef __linux__
   /* The change of ids cleared it: the runtime does not outlive the front (where exec keeps it: started as non-root). */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", strerror(errno));
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) refuse("PR_SET_PDEATHSIG: ", error_text(errno));
 #endif
   if (getppid() != front) _exit(111);
   /*
@@ -443,10 +483,10 @@ static void confine(const char *runtime, int listening)
    * with SO_PEERCRED (the socket was bound by root, which a front would
    * otherwise see); listen(2) is denied from here on.
    */
-  if (listening != -1 && listen(listening, SOMAXCONN) == -1) refuse("listen: ", strerror(errno));
+  if (listening != -1 && listen(listening, SOMAXCONN) == -1) refuse("listen: ", error_text(errno));
 #ifndef QMAIL_POPUP_UNCONFINED
 #ifdef __linux__
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", strerror(errno));
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) refuse("PR_SET_NO_NEW_PRIVS: ", error_text(errno));
   landlock_enforce(ruleset);
   int filtered = seccomp(listening != -1);
   /*

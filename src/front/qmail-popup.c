@@ -39,10 +39,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 #include "confine.h"
@@ -92,35 +93,65 @@ extern char **environ;
 /* How our launcher left SIGCHLD: we need it at its default to wait, the login program gets it back. */
 static struct sigaction launcher_sigchld;
 
-/* The file status flags (O_NONBLOCK) of each descriptor we inherited, as we found them; -1 where none. */
-static int inherited_flags[DESCRIPTOR_SCAN];
+/* The descriptors we inherited, and which of them were non-blocking as we found them: a bit each. */
+static unsigned char inherited[DESCRIPTOR_SCAN / 8], inherited_nonblocking[DESCRIPTOR_SCAN / 8];
+
+static int has_bit(const unsigned char *set, int fd) { return set[fd / 8] >> (fd % 8) & 1; }
+static void set_bit(unsigned char *set, int fd) { set[fd / 8] |= (unsigned char)(1 << (fd % 8)); }
+
+static void note_inherited(int fd)
+{
+  int flags = fcntl(fd, F_GETFL);
+  if (flags == -1) return;
+  set_bit(inherited, fd);
+  if (flags & O_NONBLOCK) set_bit(inherited_nonblocking, fd);
+}
 
 /*
  * Finds the descriptors we inherited (below DESCRIPTOR_SCAN) and their
- * flags: from /proc/self/fd where it is (a few system calls), else by
- * asking each number (a thousand).
+ * flags: from /proc/self/fd on Linux (a few system calls, read with
+ * getdents64 into our stack: opendir(3) would start malloc for it), else
+ * by asking each number (a thousand).
  */
 static void find_inherited(void)
 {
-  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = -1;
-  DIR *listing = opendir("/proc/self/fd");
-  if (!listing) {
-    for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) inherited_flags[fd] = fcntl(fd, F_GETFL);
-    return;
+#ifdef __linux__
+  int listing = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing != -1) {
+    /* linux_dirent64: the kernel's, as getdents64(2) fills it. */
+    struct entry { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
+    char entries[1024] __attribute__((aligned(8)));
+    long got;
+    while ((got = syscall(SYS_getdents64, listing, entries, sizeof entries)) > 0)
+      for (long at = 0; at < got; at += ((struct entry *)(entries + at))->length) {
+        const char *name = ((struct entry *)(entries + at))->name;
+        long fd = confine_decimal(name, strlen(name), DESCRIPTOR_SCAN - 1);
+        if (fd != -1 && fd != listing) note_inherited((int)fd);
+      }
+    close(listing);
+    if (got == 0) return;
+    memset(inherited, 0, sizeof inherited);
+    memset(inherited_nonblocking, 0, sizeof inherited_nonblocking);
   }
-  int own = dirfd(listing);
-  for (struct dirent *entry; (entry = readdir(listing));) {
-    char *end;
-    long fd = strtol(entry->d_name, &end, 10);
-    if (*end || end == entry->d_name || fd < 0 || fd >= DESCRIPTOR_SCAN || fd == own) continue;
-    inherited_flags[fd] = fcntl((int)fd, F_GETFL);
-  }
-  closedir(listing);
+#endif
+  for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) note_inherited(fd);
 }
 
 static const char TEMPORARY_REPLY[] = "-ERR [SYS/TEMP] unable to run qmail-popup\r\n";
 
 /* --- output -------------------------------------------------------------- */
+
+/* strsignal(3) in glibc's words where musl's differ (SIGFPE, SIGCHLD, the real-time signals), in a buffer of the caller's. */
+static const char *decimal(long n, char text[24]);
+static const char *signal_text(int number, char text[40])
+{
+  if (number == SIGFPE) return "Floating point exception";
+  if (number == SIGCHLD) return "Child exited";
+  if (number < 32 || number > 64) return strsignal(number);
+  char digits[24];
+  strcpy(text, number < 34 ? "Unknown signal " : "Real-time signal ");
+  return strcat(text, decimal(number < 34 ? number : number - 34, digits));
+}
 
 /* One line on fd 2, the operator's log, from the strings given (NULL ends them). */
 static void say(const char *first, ...)
@@ -170,11 +201,33 @@ static void wipe(void *p, size_t n)
 
 /* --- netstrings ---------------------------------------------------------- */
 
+/*
+ * The bytes of the control socket, each way in turn: our introduction, then
+ * what the runtime says (its plan whole). Static, not malloc's: a page of it
+ * costs nothing until written, and a front waiting for its plan has written
+ * one or two (an introduction larger than it grows into malloc's).
+ */
+static char control_bytes[MESSAGE_LIMIT];
+
 struct buffer {
   char *bytes;
   size_t length;
   size_t size;
+  /* How far bytes was ever written: what a wipe covers. */
+  size_t touched;
 };
+
+/* A buffer on control_bytes, of size bytes of it. */
+static struct buffer control_buffer(size_t size)
+{
+  return (struct buffer){ .bytes = control_bytes, .size = size };
+}
+
+static void wipe_buffer(struct buffer *b)
+{
+  wipe(b->bytes, b->touched);
+  b->touched = 0;
+}
 
 static int append(struct buffer *b, const char *bytes, size_t n)
 {
@@ -185,14 +238,16 @@ static int append(struct buffer *b, const char *bytes, size_t n)
     if (!grown) return -1;
     if (b->bytes) {
       memcpy(grown, b->bytes, b->length);
-      wipe(b->bytes, b->size);
-      free(b->bytes);
+      wipe_buffer(b);
+      if (b->bytes != control_bytes) free(b->bytes);
     }
     b->bytes = grown;
     b->size = size;
+    b->touched = b->length;
   }
   memcpy(b->bytes + b->length, bytes, n);
   b->length += n;
+  if (b->length > b->touched) b->touched = b->length;
   return 0;
 }
 
@@ -277,13 +332,8 @@ static int has_key(const char *item, size_t length, const char *key, const char 
 /* A descriptor number as we write them: decimal, no sign, no leading zero, below DESCRIPTOR_SCAN. */
 static int descriptor(const char *v, size_t n, int *out)
 {
-  long x = 0;
-  if (n == 0 || n > 4 || (n > 1 && v[0] == '0')) return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i] < '0' || v[i] > '9') return -1;
-    x = x * 10 + (v[i] - '0');
-  }
-  if (x >= DESCRIPTOR_SCAN) return -1;
+  long x = confine_decimal(v, n, DESCRIPTOR_SCAN - 1);
+  if (x == -1 || (n > 1 && v[0] == '0')) return -1;
   *out = (int)x;
   return 0;
 }
@@ -293,7 +343,7 @@ static int inherited_named(const char *name)
 {
   const char *v = getenv(name);
   int fd;
-  if (!v || descriptor(v, strlen(v), &fd) || inherited_flags[fd] == -1) return -1;
+  if (!v || descriptor(v, strlen(v), &fd) || !has_bit(inherited, fd)) return -1;
   return fd;
 }
 
@@ -328,13 +378,14 @@ static int address(const char *v, size_t n)
 /* A port: decimal, no leading zero, at most 65535. */
 static int port(const char *v, size_t n)
 {
-  long x = 0;
-  if (n == 0 || n > 5 || (n > 1 && v[0] == '0')) return 0;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i] < '0' || v[i] > '9') return 0;
-    x = x * 10 + (v[i] - '0');
-  }
-  return x <= 65535;
+  return confine_decimal(v, n, 65535) != -1 && !(n > 1 && v[0] == '0');
+}
+
+/* A number an administrator set, past its leading zeros (one kept for 0): confine_decimal reads ten digits at most. */
+static const char *significant(const char *text)
+{
+  while (text[0] == '0' && text[1]) text++;
+  return text;
 }
 
 /* Why an env= or unset= item is refused, or NULL: see doc/control-protocol.md, "The plan". */
@@ -589,7 +640,7 @@ static void exec_runtime(const char *path, int control)
   sigprocmask(SIG_SETMASK, &none, NULL);
   int fd = fcntl(control, F_DUPFD, 3);
   if (fd == -1) {
-    say("unable to pass the control socket: ", strerror(errno), NULL);
+    say("unable to pass the control socket: ", error_text(errno), NULL);
     _exit(111);
   }
   confine_runtime(path);
@@ -598,7 +649,7 @@ static void exec_runtime(const char *path, int control)
   char *argv[] = { RUNTIME_NAME, (char *)decimal(fd, text), NULL };
   char *envp[] = { NULL };
   execve(path, argv, envp);
-  say("unable to run ", path, ": ", strerror(errno), NULL);
+  say("unable to run ", path, ": ", error_text(errno), NULL);
   _exit(111);
 }
 
@@ -606,24 +657,22 @@ static void exec_runtime(const char *path, int control)
 static void restore_inherited_flags(void)
 {
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    if (inherited_flags[fd] == -1) continue;
-    int flags = fcntl(fd, F_GETFL);
-    if (flags != -1 && (flags & O_NONBLOCK) != (inherited_flags[fd] & O_NONBLOCK))
-      fcntl(fd, F_SETFL, (flags & ~O_NONBLOCK) | (inherited_flags[fd] & O_NONBLOCK));
+    if (!has_bit(inherited, fd)) continue;
+    int flags = fcntl(fd, F_GETFL), nonblocking = has_bit(inherited_nonblocking, fd) ? O_NONBLOCK : 0;
+    if (flags != -1 && (flags & O_NONBLOCK) != nonblocking) fcntl(fd, F_SETFL, (flags & ~O_NONBLOCK) | nonblocking);
   }
 }
 
 /* POP3TIMEOUT, read here once: the runtime gets the number in the introduction. */
 static int timeout_of(const char *text)
 {
-  long seconds = 0;
   if (!text || !*text) return DEFAULT_TIMEOUT;
-  for (const char *p = text; *p; p++) {
-    if (*p < '0' || *p > '9') return DEFAULT_TIMEOUT;
-    if (seconds <= MAXIMUM_TIMEOUT) seconds = seconds * 10 + (*p - '0');
-  }
-  if (seconds == 0) return DEFAULT_TIMEOUT;
-  return seconds > MAXIMUM_TIMEOUT ? MAXIMUM_TIMEOUT : (int)seconds;
+  const char *value = significant(text);
+  size_t n = strlen(value);
+  long seconds = confine_decimal(value, n, MAXIMUM_TIMEOUT);
+  /* Digits all, but above the maximum: the maximum, not a refusal. */
+  if (seconds == -1 && strspn(value, "0123456789") == n) return MAXIMUM_TIMEOUT;
+  return seconds <= 0 ? DEFAULT_TIMEOUT : (int)seconds;
 }
 
 /* What we tell the runtime: our version, POP3TIMEOUT, our pid, which descriptors we inherited, our arguments and environment. */
@@ -637,7 +686,7 @@ static int introduce(struct buffer *b, int argc, char **argv, int timeout)
   if (netstring(b, "pid", pid, strlen(pid))) return -1;
   find_inherited();
   for (int fd = 0; fd < DESCRIPTOR_SCAN; fd++) {
-    if (inherited_flags[fd] == -1) continue;
+    if (!has_bit(inherited, fd)) continue;
     const char *number = decimal(fd, text);
     if (netstring(b, "open", number, strlen(number))) return -1;
   }
@@ -679,8 +728,8 @@ static char **login_environment(const struct plan *plan)
   return env;
 }
 
-/* execvp(3)'s search, but no fallback to /bin/sh for a file the kernel refuses. */
-static int exec_login(char **argv, char **env)
+/* execvp(3)'s search, but no fallback to /bin/sh for a file the kernel refuses. Not inlined: its PATH_MAX of stack is the login's child's, not every front's. */
+static __attribute__((noinline)) int exec_login(char **argv, char **env)
 {
   const char *file = argv[0];
   if (!*file) return ENOENT;
@@ -726,10 +775,10 @@ static enum outcome run_login(char **argv, struct plan *plan)
   char **env = login_environment(plan);
   int credentials[2], report[2];
   if (!env) { say("unable to run ", argv[0], ": out of memory", NULL); return UNRUNNABLE; }
-  if (pipe2(credentials, O_CLOEXEC) == -1) { say("unable to make a pipe: ", strerror(errno), NULL); return UNRUNNABLE; }
-  if (pipe2(report, O_CLOEXEC) == -1) { say("unable to make a pipe: ", strerror(errno), NULL); return UNRUNNABLE; }
+  if (pipe2(credentials, O_CLOEXEC) == -1) { say("unable to make a pipe: ", error_text(errno), NULL); return UNRUNNABLE; }
+  if (pipe2(report, O_CLOEXEC) == -1) { say("unable to make a pipe: ", error_text(errno), NULL); return UNRUNNABLE; }
   pid_t child = fork();
-  if (child == -1) { say("unable to fork: ", strerror(errno), NULL); return UNRUNNABLE; }
+  if (child == -1) { say("unable to fork: ", error_text(errno), NULL); return UNRUNNABLE; }
   if (child == 0) {
     /* The C program restores SIGPIPE's default; SIGCHLD is the launcher's again. */
     signal(SIGPIPE, SIG_DFL);
@@ -764,9 +813,9 @@ static enum outcome run_login(char **argv, struct plan *plan)
   wipe((void *)plan->credentials, plan->credentials_length);
   int status;
   while (waitpid(child, &status, 0) == -1)
-    if (errno != EINTR) { say("unable to wait for ", argv[0], ": ", strerror(errno), NULL); return TEMPORARY; }
+    if (errno != EINTR) { say("unable to wait for ", argv[0], ": ", error_text(errno), NULL); return TEMPORARY; }
   if (got == sizeof error) {
-    say("unable to run ", argv[0], ": ", strerror(error), NULL);
+    say("unable to run ", argv[0], ": ", error_text(error), NULL);
     return UNRUNNABLE;
   }
   /*
@@ -775,10 +824,10 @@ static enum outcome run_login(char **argv, struct plan *plan)
    * program does not pass for password guessing. A wrong password (exit 1)
    * gets no line here: fd 5 has it.
    */
-  char pid[24], signal_number[24];
+  char pid[24], signal_number[24], signal_name[40];
   if (WIFSIGNALED(status))
     say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " was killed by signal ",
-        decimal(WTERMSIG(status), signal_number), " (", strsignal(WTERMSIG(status)), ")", NULL);
+        decimal(WTERMSIG(status), signal_number), " (", signal_text(WTERMSIG(status), signal_name), ")", NULL);
   else if (WIFEXITED(status) && WEXITSTATUS(status) == 111)
     say("pid ", decimal((long)getpid(), pid), ": ", argv[0], " exited 111: a temporary failure", NULL);
   return outcome_of(status);
@@ -794,10 +843,9 @@ static void delay_failure(void)
 {
   const char *text = getenv("QMAIL_POPUP_FAILURE_DELAY");
   if (!text || !*text) return;
-  long seconds = 0;
-  for (const char *p = text; *p && seconds <= FAILURE_DELAY_LIMIT; p++)
-    seconds = *p >= '0' && *p <= '9' ? seconds * 10 + (*p - '0') : FAILURE_DELAY_LIMIT + 1;
-  if (seconds > FAILURE_DELAY_LIMIT) {
+  const char *value = significant(text);
+  long seconds = confine_decimal(value, strlen(value), FAILURE_DELAY_LIMIT);
+  if (seconds == -1) {
     say("QMAIL_POPUP_FAILURE_DELAY is not a number of seconds from 0 to 60: no delay", NULL);
     return;
   }
@@ -812,7 +860,7 @@ static void write_log_line(const char *line, size_t length, int timeout)
   if (write_all(5, line, length, timeout) == 0) return;
   char pid[24], seconds[24];
   if (errno)
-    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", strerror(errno), NULL);
+    say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: ", error_text(errno), NULL);
   else
     say("pid ", decimal((long)getpid(), pid), ": unable to write the log line to fd 5: no room in it for ",
         decimal(timeout, seconds), " seconds: line dropped", NULL);
@@ -828,7 +876,7 @@ static void require_proc(void)
 {
 #ifdef __linux__
   if (access("/proc/self/exe", F_OK) == 0) return;
-  say("/proc is not mounted (/proc/self/exe: ", strerror(errno), "): the runtime needs it", NULL);
+  say("/proc is not mounted (/proc/self/exe: ", error_text(errno), "): the runtime needs it", NULL);
   write_all(1, TEMPORARY_REPLY, sizeof TEMPORARY_REPLY - 1, DEFAULT_TIMEOUT);
   _exit(1);
 #endif
@@ -925,6 +973,7 @@ static void listen_to(int control, pid_t session, struct buffer *said, struct pl
     if (n == -1 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return;
     said->length += (size_t)n;
+    if (said->length > said->touched) said->touched = said->length;
     for (;;) {
       const char *item;
       size_t length;
@@ -956,15 +1005,15 @@ static int start_runtime(const char *runtime, struct buffer *introduction, pid_t
 {
   int control[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) == -1) {
-    say("unable to make a socket pair: ", strerror(errno), NULL);
+    say("unable to make a socket pair: ", error_text(errno), NULL);
     return -1;
   }
   *session = fork();
-  if (*session == -1) { say("unable to fork: ", strerror(errno), NULL); return -1; }
+  if (*session == -1) { say("unable to fork: ", error_text(errno), NULL); return -1; }
   if (*session == 0) exec_runtime(runtime, control[1]);
   close(control[1]);
   write_all(control[0], introduction->bytes, introduction->length, timeout);
-  wipe(introduction->bytes, introduction->size);
+  wipe_buffer(introduction);
   return control[0];
 }
 
@@ -986,14 +1035,13 @@ static int report_versions(const char *runtime)
   /* IDENTITY itself, never a copy (a compiler turns a copy of a constant into immediate stores of its bytes): strings(1) finds "qmail-popup VERSION" once in this program. */
   write_all(1, IDENTITY, sizeof IDENTITY - 1, DEFAULT_TIMEOUT);
   write_all(1, "\n", 1, DEFAULT_TIMEOUT);
-  struct buffer query = { 0 }, said = { 0 };
+  struct buffer query = control_buffer(MESSAGE_LIMIT), said = control_buffer(4096);
   struct plan plan = { .end = -1 };
   struct hearing heard = { 0 };
   pid_t session = -1;
   int control = -1, status = 0;
   if (!runtime) say("unable to find ", RUNTIME_NAME, NULL);
-  else if (netstring(&query, "version", VERSION, strlen(VERSION)) || netstring(&query, "query", "version", 7)
-           || !(said.bytes = malloc(said.size = 4096)))
+  else if (netstring(&query, "version", VERSION, strlen(VERSION)) || netstring(&query, "query", "version", 7))
     say("out of memory", NULL);
   else if ((control = start_runtime(runtime, &query, &session, DEFAULT_TIMEOUT)) != -1) {
     listen_to(control, session, &said, &plan, "", VERSION_QUERY_SECONDS * 1000LL, &heard);
@@ -1025,10 +1073,9 @@ int main(int argc, char **argv)
   if (!runtime) return temporary_failure(1, "unable to find ", RUNTIME_NAME);
 
   int timeout = timeout_of(getenv("POP3TIMEOUT"));
-  struct buffer introduction = { 0 };
-  struct buffer said = { 0 };
-  if (introduce(&introduction, argc, argv, timeout) || !(said.bytes = malloc(said.size = MESSAGE_LIMIT)))
-    return temporary_failure(1, "out of memory", "");
+  /* The introduction, then (once it is sent and wiped) what the runtime says, in control_bytes. */
+  struct buffer introduction = control_buffer(MESSAGE_LIMIT), said = control_buffer(MESSAGE_LIMIT);
+  if (introduce(&introduction, argc, argv, timeout)) return temporary_failure(1, "out of memory", "");
 
   /* Resident mode: the connection handed to a runtime already running, or ours started as ever. */
   pid_t session = -1;
@@ -1050,7 +1097,7 @@ int main(int argc, char **argv)
       say("resident ", resident, ": said nothing for ", decimal((long)quiet_seconds, text), " seconds (2 x POP3TIMEOUT + 10)", NULL);
       return temporary_reply(1);
     }
-    if (taken == 1) wipe(introduction.bytes, introduction.size);
+    if (taken == 1) wipe_buffer(&introduction);
     else {
       if (control != -1) close(control);
       control = -1;
@@ -1072,7 +1119,7 @@ int main(int argc, char **argv)
     return temporary_failure(plan.client, "the resident runtime ended the session without a plan or an end", "");
 
   if (!plan.complete || heard.refused || heard.wedged || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    wipe(said.bytes, said.size);
+    wipe_buffer(&said);
     char text[24];
     if (plan.phase == VERSION_FIRST && heard.refused && heard.version[0]) return temporary_failure(plan.client, version_problem, "");
     if (plan.phase == VERSION_FIRST) {
@@ -1110,6 +1157,6 @@ int main(int argc, char **argv)
     write_all(plan.output, plan.reply[outcome], plan.reply_length[outcome], plan.timeout);
   if (plan.line[outcome] && plan.line_length[outcome] > 0)
     write_log_line(plan.line[outcome], plan.line_length[outcome], plan.timeout);
-  wipe(said.bytes, said.size);
+  wipe_buffer(&said);
   return outcome == ACCEPT ? 0 : 1;
 }

@@ -415,10 +415,10 @@ function packagesOf(target: string): string[] {
 }
 
 describe("make demo installs only what the demo uses (issue #18)", () => {
-  it("make demo: this host's C compiler, tcpserver and python3; make test: those and the rest", () => {
-    expect([...new Set(packagesOf("demo"))].sort()).toEqual(["gcc", "libc6-dev", "python3", "ucspi-tcp"]);
+  it("make demo: this host's C compiler and musl, tcpserver and python3; make test: those and the rest", () => {
+    expect([...new Set(packagesOf("demo"))].sort()).toEqual(["gcc", "libc6-dev", `musl-dev:${DEB_ARCH}`, "python3", "ucspi-tcp"]);
     const test = new Set(packagesOf("test"));
-    for (const name of ["gcc", "libc6-dev", "python3", "ucspi-tcp", "gcc-aarch64-linux-gnu", "xinetd", "socat", "stunnel4", "daemontools", "systemd", "haproxy", "fail2ban", "lintian", "qemu-user"])
+    for (const name of ["gcc", "libc6-dev", `musl-dev:${DEB_ARCH}`, "python3", "ucspi-tcp", "gcc-aarch64-linux-gnu", "musl-dev:arm64", "xinetd", "socat", "stunnel4", "daemontools", "systemd", "haproxy", "fail2ban", "lintian", "qemu-user"])
       expect(test.has(name), name).toBe(true);
   });
 
