@@ -353,12 +353,12 @@ int resident_main(int argc, char **argv, const char *runtime)
       /* A worker that ended within a second of its start is not replaced at once: no spinning. */
       if (started[i] && time(NULL) - started[i] < 1) sleep(1);
       int retire[2];
-      if (pipe2(retire, O_CLOEXEC) == -1) { resident_say("resident: unable to make a pipe: ", strerror(errno), ""); sleep(1); continue; }
+      if (pipe2(retire, O_CLOEXEC) == -1) { resident_say("resident: unable to make a pipe: ", error_text(errno), ""); sleep(1); continue; }
       pid_t pid = fork();
       if (pid == 0) resident_exec_worker(runtime, listening, retire[1], restart, limit, memory);
       close(retire[1]);
       if (pid > 0) { pids[i] = pid; started[i] = time(NULL); retiring[i].fd = retire[0]; resident_watch(running, pid); }
-      else { close(retire[0]); resident_say("resident: unable to fork: ", strerror(errno), ""); sleep(1); }
+      else { close(retire[0]); resident_say("resident: unable to fork: ", error_text(errno), ""); sleep(1); }
     }
     poll(retiring, (nfds_t)workers, 1000);
     /* A runaway ends only its own sessions: past twice the bound, killed (its fronts answer -ERR [SYS/TEMP]). */
