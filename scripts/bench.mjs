@@ -13,7 +13,7 @@
 //              with a fast checkpassword and post-login stand-in (scripts/bench-fixtures/:
 //              C compiled here with cc into dist/bench/fixtures/, or the sh twins
 //              with BENCH_FIXTURES=sh); qmail-popups only;
-//   rate       sustained greeting+QUIT connections per second at concurrency 8;
+//   rate       sustained greeting+QUIT connections per second at concurrency 16 (issue #19 compares conn/s at 16 clients);
 //   cpu        user+system CPU and page faults per connection: tcpserver's
 //              cutime+cstime and cminflt+cmajflt (all of a connection's processes: the
 //              front waits for its runtime) over the greeting and session phases;
@@ -77,7 +77,7 @@
 //   BENCH_GREETINGS [300] {40}   greeting rounds   BENCH_SESSIONS [200] {20}  session rounds
 //   BENCH_WARMUP [10] {3}        untimed rounds first
 //   BENCH_RATE_SECONDS [10] {1}  rate time per variant   BENCH_RATE_SLICE [1]  seconds per slice
-//   BENCH_CONCURRENCY [8]        BENCH_HELD [20] {5}  connections held for the memory measurement
+//   BENCH_CONCURRENCY [16]       BENCH_HELD [20] {5}  connections held for the memory measurement
 //   BENCH_RESIDENT_HELD [1000] {200}  idle connections held in resident mode: the resident's growth over them, shared out
 //   BENCH_RESIDENT_HOLD [10000] {200}  idle connections held at once in resident mode (the hold phase; 0: none)
 //   BENCH_RESIDENT_WORKERS  the hold phase's resident's workers [one per 2000 connections, at least 2]

@@ -40,7 +40,7 @@ export const config = {
   warmup: intEnv("BENCH_WARMUP", 10, 3),
   rateSeconds: intEnv("BENCH_RATE_SECONDS", 10, 1),
   rateSlice: intEnv("BENCH_RATE_SLICE", 1, 1),
-  concurrency: intEnv("BENCH_CONCURRENCY", 8, 8),
+  concurrency: intEnv("BENCH_CONCURRENCY", 16, 16),
   held: intEnv("BENCH_HELD", 20, 5),
   // Resident mode's share of the resident is its growth over the connections held: more of them, less noise.
   residentHeld: intEnv("BENCH_RESIDENT_HELD", 1000, 200),
