@@ -4,7 +4,7 @@
 // ("status", "ok PID …", "end PID status N"), never from sleeps.
 
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, watch, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -48,6 +48,34 @@ export function tempDir(prefix = "qmail-popup-test-"): string {
 }
 
 /** A home per user with a two-message Maildir, as the checkpassword fixture expects. */
+/**
+ * A stand-in for a resident: a unix socket in `directory` (made, and given
+ * to uid), bound and listened on as uid, which takes one connection's
+ * hand-over and says what came ("took bytes N descriptors M"), then ends,
+ * closing it. Resolves once it listens.
+ */
+export async function standInResident(directory: string, uid: number): Promise<{ socket: string; said(): string; ended: Promise<unknown> }> {
+  mkdirSync(directory, { recursive: true });
+  chownSync(directory, uid, uid);
+  const socket = join(directory, "socket");
+  const standIn = spawn("/usr/bin/setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", "/usr/bin/python3", "-c", String.raw`
+import socket, sys, os
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(5)
+print("listening", flush=True)
+c, _ = s.accept()
+data, ancillary, flags, _ = c.recvmsg(4096, socket.CMSG_SPACE(64))
+print("took bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in ancillary), flush=True)
+`, socket], { stdio: ["ignore", "pipe", "inherit"] });
+  let said = "";
+  standIn.stdout.setEncoding("latin1").on("data", (c: string) => (said += c));
+  const ended = new Promise((done) => standIn.on("close", done));
+  const deadline = Date.now() + 10_000;
+  while (!said.includes("listening") && Date.now() < deadline) await new Promise((wake) => setTimeout(wake, 10));
+  if (!said.includes("listening")) throw new Error(`the stand-in resident did not listen: ${said}`);
+  return { socket, said: () => said, ended };
+}
+
 export function makeHomes(users: readonly string[] = ["alice", "bob", "latin", "mrose"]): string {
   const homes = tempDir("qmail-popup-homes-");
   for (const user of users) {

@@ -11,7 +11,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { ROOT, ServerProcess, startResident } from "../../scripts/lib/tcpserver.mjs";
-import { Client, FIXTURES, TcpServer, converse, makeHomes, tempDir } from "./harness.ts";
+import { Client, FIXTURES, TcpServer, converse, makeHomes, standInResident, tempDir } from "./harness.ts";
 import { Launched, adapted, run as runLauncher } from "./launcher-processes.ts";
 import { memoryCounts } from "./hostile-helpers.ts";
 
@@ -151,31 +151,13 @@ describe("resident mode", () => {
   });
 
   test("a socket bound first by another account: the front falls back, says so, and hands the impostor nothing", async () => {
-    const directory = join(HERE, "impostor");
-    mkdirSync(directory, { recursive: true });
-    chownSync(directory, NOBODY, NOBODY);
-    const socket = join(directory, "socket");
-    const impostor = spawn("/usr/bin/setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--", "/usr/bin/python3", "-c", String.raw`
-import socket, sys, os, array
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(5)
-print("listening", flush=True)
-c, _ = s.accept()
-data, ancillary, flags, _ = c.recvmsg(4096, socket.CMSG_SPACE(64))
-print("accepted bytes", len(data), "descriptors", sum(len(d) // 4 for _, _, d in ancillary), flush=True)
-`, socket], { stdio: ["ignore", "pipe", "inherit"] });
-    let said = "";
-    impostor.stdout.setEncoding("latin1").on("data", (c: string) => (said += c));
-    const ended = new Promise((done) => impostor.on("close", done));
-    const deadline = Date.now() + 10_000;
-    while (!said.includes("listening") && Date.now() < deadline) await new Promise((wake) => setTimeout(wake, 10));
-    expect(said).toContain("listening");
+    const { socket, said, ended } = await standInResident(join(HERE, "impostor"), NOBODY);
     const front = await server(socket, false);
     expect((await converse(front, "QUIT\r\n")).text).toBe("+OK\r\n+OK \r\n");
     await front.logged(`qmail-popup: resident ${socket}: the process listening there is not the runtime's account: not used\n`);
     await ended;
     // The positive control: the impostor did accept the front's connection; it got not a byte, not a descriptor.
-    expect(said).toContain("accepted bytes 0 descriptors 0");
+    expect(said()).toContain("took bytes 0 descriptors 0");
   });
 
   test("the resident serves root only: another account connecting gets nothing (root, the control, gets a session)", async () => {
